@@ -1,0 +1,69 @@
+"""Backbones and task models, created by name.
+
+    model = affectjax.models.create("efficientnet_b0", num_classes=8)
+    variables = model.init(rng, images_nhwc, train=False)      # {"params", "batch_stats"}
+    outputs, intermediates = model.apply(variables, images_nhwc, train=False)
+    (outputs, intermediates), new_state = model.apply(
+        variables, images_nhwc, train=True, mutable=["batch_stats"], rngs={"dropout": key})
+
+Every model returns `(outputs, intermediates)`: `outputs["logits"]` (B, num_classes) in
+float32, `intermediates["embedding"]` the pooled pre-classifier features, and per-stage
+feature maps `stem`, `stage_0`, ... (EfficientNet also `features`, the head conv output).
+
+| name | model | embedding |
+|---|---|---|
+| `efficientnet_b0/b1/b2` | timm flavour: symmetric padding, BN eps 1e-5 | 1280 / 1280 / 1408 |
+| `tf_efficientnet_b0/b1/b2` | TensorFlow "same" padding, BN eps 1e-3 | 1280 / 1280 / 1408 |
+| `efficientnet_tiny` | 4 blocks, for tests | 64 |
+| `resnet18` | torchvision layout | 512 |
+| `emotieffnet` | MT-EmotiEffNet: backbone + Linear(features -> 8 + 2) | as its backbone |
+
+Inputs are NHWC float images, normalised by the caller (ImageNet mean/std).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from affectjax.models.efficientnet import EFFICIENTNET_NAMES, EfficientNet, efficientnet
+from affectjax.models.emotieffnet import EmotiEffNet, emotieffnet, make_feature_fn
+from affectjax.models.resnet import ResNet, resnet18
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    **{name: functools.partial(efficientnet, name) for name in EFFICIENTNET_NAMES},
+    "resnet18": resnet18,
+    "emotieffnet": emotieffnet,
+}
+
+
+def create(name: str, **kwargs: Any) -> nn.Module:
+    """Creates a registered model.
+
+    Args:
+        name: a key of `MODELS`.
+        **kwargs: module attributes to override, e.g. `num_classes`, `drop_rate`,
+            `drop_path_rate`, `width_multiplier`, `depth_multiplier`, `dtype`; for
+            `emotieffnet` also `backbone` and `num_expressions`.
+
+    Returns:
+        The (unbound) `flax.linen.Module`.
+
+    Raises:
+        KeyError: unknown name, listing the choices.
+    """
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; choices: {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+__all__ = [
+    "MODELS",
+    "create",
+    "EfficientNet",
+    "EmotiEffNet",
+    "ResNet",
+    "make_feature_fn",
+]
