@@ -1,0 +1,148 @@
+"""GradNorm: learn task weights that equalise per-task gradient norms.
+
+Chen, Badrinarayanan, Lee and Rabinovich, "GradNorm: gradient normalization for adaptive
+loss balancing in deep multitask networks", ICML 2018, eqs. 1-2, in LibMTL's form (the
+EMA paper's baseline, PAPERS.md §5). With trainable logits a_k, the task weights are
+w_k = K softmax(a)_k (positive, summing to K), and
+
+    G_k = || grad_W (w_k L_k) ||_2 = w_k || grad_W L_k ||_2        (W: shared parameters)
+    Ltilde_k = L_k / L_k(0),   r_k = Ltilde_k / mean_j Ltilde_j
+    L_grad = sum_k | G_k - stop_gradient(mean_j G_j * r_k^alpha) |,   alpha = 1.5.
+
+The model is trained on sum_k stop_gradient(w_k) L_k; the logits a are trained on
+L_grad only. `L_k(0)`, the first observed losses, live in the balancer state.
+
+How a jitted train step uses it (the model parameters split into the shared part W and
+the rest; `task_losses(shared, rest, batch) -> (K,)`)::
+
+    def loss_fn(model_params, bparams):
+        losses = task_losses(model_params["shared"], model_params["rest"], batch)
+        weights, new_bstate = balancer.update(
+            bstate, jax.lax.stop_gradient(losses), epoch=epoch)       # ones
+        total = balancer.combine(bparams, weights, losses)  # sum_k sg(w_k) L_k
+        return total, (losses, new_bstate)
+
+    (total, (losses, bstate)), (g_model, _) = jax.value_and_grad(
+        loss_fn, argnums=(0, 1), has_aux=True)(model_params, bparams)
+    norms = per_task_grad_norms(
+        lambda w: task_losses(w, model_params["rest"], batch), model_params["shared"])
+    g_b = jax.grad(gradnorm_loss)(
+        bparams, norms, jax.lax.stop_gradient(losses), bstate.initial_losses, alpha=1.5)
+    # then optax updates of model_params with g_model and of bparams with g_b
+
+`combine` gives the logits a zero gradient, so a generic step that differentiates it
+with respect to the balancer parameters only needs `g_b` added. As in the paper, W may
+be just the last shared layer, which keeps the K-row Jacobian cheap.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from affectjax.balancing import base
+
+PyTree = Any
+
+
+class GradNormState(NamedTuple):
+    """State of GradNorm: the initial losses L(0) and the number of updates seen."""
+
+    initial_losses: jax.Array
+    count: jax.Array
+
+
+def gradnorm_weights(params: dict) -> jax.Array:
+    """The task weights w = K softmax(a) from the balancer parameters."""
+    logits = params["logits"]
+    return logits.shape[0] * jax.nn.softmax(logits)
+
+
+def per_task_grad_norms(task_losses_fn: Callable[[PyTree], jax.Array],
+                        shared_params: PyTree) -> jax.Array:
+    """|| grad_W L_k ||_2 for every task k, from one `jax.jacrev` of the loss vector.
+
+    Args:
+      task_losses_fn: maps the shared parameters W to the (K,) unweighted task losses.
+      shared_params: the pytree W.
+
+    Returns:
+      (K,) gradient norms over all leaves of W, with gradients stopped.
+    """
+    jacobian = jax.jacrev(task_losses_fn)(shared_params)
+    leaves = jax.tree_util.tree_leaves(jacobian)
+    if not leaves:
+        raise ValueError("shared_params must contain at least one array")
+    num_tasks = leaves[0].shape[0]
+    squares = sum(jnp.sum(jnp.reshape(leaf, (num_tasks, -1)) ** 2, axis=1)
+                  for leaf in leaves)
+    return jax.lax.stop_gradient(jnp.sqrt(squares))
+
+
+def gradnorm_loss(params: dict, grad_norms: jax.Array, losses: jax.Array,
+                  initial_losses: jax.Array, *, alpha: float = 1.5) -> jax.Array:
+    """The GradNorm loss L_grad (Chen et al. 2018, eq. 2) as a function of the logits.
+
+    Args:
+      params: `{"logits": (K,)}`, the balancer parameters.
+      grad_norms: (K,) norms || grad_W L_k || of the *unweighted* losses
+        (`per_task_grad_norms`).
+      losses: (K,) current task losses (stopped).
+      initial_losses: (K,) the losses L(0) (`GradNormState.initial_losses`).
+      alpha: the restoring-force exponent (paper and LibMTL: 1.5).
+
+    Returns:
+      The scalar sum_k |G_k - sg(mean(G) r_k^alpha)|.
+    """
+    losses = jax.lax.stop_gradient(base.check_losses(losses, params["logits"].shape[0]))
+    grad_norms = base.check_losses(grad_norms, losses.shape[0], name="grad_norms")
+    initial_losses = base.check_losses(initial_losses, losses.shape[0],
+                                       name="initial_losses")
+    g = gradnorm_weights(params) * jax.lax.stop_gradient(grad_norms)
+    ratios = losses / initial_losses
+    rates = ratios / jnp.mean(ratios)
+    target = jax.lax.stop_gradient(jnp.mean(g) * rates ** alpha)
+    return jnp.sum(jnp.abs(g - target))
+
+
+def gradnorm(alpha: float = 1.5) -> base.Balancer:
+    """GradNorm (Chen et al. 2018; LibMTL `GradNorm`).
+
+    Args:
+      alpha: the restoring-force exponent; pass the same value to `gradnorm_loss`.
+
+    Returns:
+      A `Balancer`: `init_params(K)` = `{"logits": zeros(K)}` (weights start at 1);
+      `update` records L(0) and returns ones; `combine(params, weights, losses)` =
+      sum_k weights_k sg(K softmax(a))_k L_k. The logits are trained by `gradnorm_loss`.
+    """
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha!r}")
+
+    def init(num_tasks: int) -> GradNormState:
+        num_tasks = base.check_num_tasks(num_tasks)
+        return GradNormState(initial_losses=jnp.ones((num_tasks,), base.STATE_DTYPE),
+                             count=jnp.zeros((), jnp.int32))
+
+    def update(state: GradNormState, losses: jax.Array, *, epoch) -> tuple:
+        losses = base.check_losses(losses, state.initial_losses.shape[0])
+        base.check_epoch(epoch)
+        initial = jnp.where(state.count > 0, state.initial_losses,
+                            losses.astype(base.STATE_DTYPE))
+        new_state = GradNormState(initial_losses=initial, count=state.count + 1)
+        return jnp.ones_like(initial), new_state
+
+    def init_params(num_tasks: int) -> dict:
+        num_tasks = base.check_num_tasks(num_tasks)
+        return {"logits": jnp.zeros((num_tasks,), base.STATE_DTYPE)}
+
+    def combine(params: dict, weights: jax.Array, losses: jax.Array) -> jax.Array:
+        weights, losses = base.check_combine_inputs(weights, losses)
+        logits = jnp.asarray(params["logits"])
+        if logits.shape != losses.shape:
+            raise ValueError(f"params['logits'] has shape {logits.shape} but losses has "
+                             f"shape {losses.shape}")
+        task_weights = jax.lax.stop_gradient(gradnorm_weights(params))
+        return jnp.sum(weights * task_weights * losses)
+
+    return base.Balancer(init, update, init_params, combine)
