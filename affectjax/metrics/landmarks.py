@@ -1,0 +1,119 @@
+"""Landmark metrics: inter-ocular normalised mean error (NME) and failure rate.
+
+iFAN paper (Sec. 4.1.3, MTFL): for an image with L landmarks,
+
+    NME = (1 / L) Σ_l ||p_l - t_l||_2 / ||t_0 - t_1||_2,
+
+where t_0, t_1 are the two eye centres of the target (batch contract order:
+left eye, right eye, nose, left mouth corner, right mouth corner). An image
+fails when its NME exceeds a threshold (10 % in the paper). The streaming
+statistic `LandmarkStats` holds the image count, the NME sum and the failure
+count.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from affectjax.metrics import _checks
+
+
+class LandmarkStats(NamedTuple):
+    """Streaming landmark statistics (scalars)."""
+    n: jax.Array
+    nme_sum: jax.Array
+    failures: jax.Array
+
+
+def _validate(pred: Any, target: Any, where: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    pred = _checks.as_array(pred, "pred")
+    target = _checks.as_array(target, "target")
+    _checks.check_rank(target, (3,), "target")
+    if target.shape[1] < 2 or target.shape[2] != 2:
+        raise ValueError(
+            f"target: expected shape (N, L >= 2, 2) with eye centres first, got "
+            f"{target.shape}")
+    _checks.check_same_shape(target, pred, "target", "pred")
+    if where is None:
+        mask = jnp.ones(target.shape[:1], bool)
+    else:
+        mask = _checks.as_array(where, "where")
+        if mask.shape != target.shape[:1]:
+            raise ValueError(
+                f"where: expected shape {target.shape[:1]} (one flag per image), "
+                f"got {mask.shape}")
+        mask = mask.astype(bool)
+    return pred.astype(jnp.promote_types(pred.dtype, jnp.float32)), \
+        target.astype(jnp.promote_types(target.dtype, jnp.float32)), mask
+
+
+def _per_image(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    iod = jnp.linalg.norm(target[:, 0] - target[:, 1], axis=-1)
+    if _checks.is_concrete(iod) and _checks.is_concrete(mask):
+        bad = np.asarray(mask) & ~(np.asarray(iod) > 0)
+        if bad.any():
+            raise ValueError(
+                f"target: image {int(np.argmax(bad))} has zero inter-ocular "
+                f"distance (points 0 and 1 coincide)")
+    err = jnp.mean(jnp.linalg.norm(pred - target, axis=-1), axis=-1)
+    return jnp.where(mask, err / jnp.where(mask, iod, 1.0), 0.0)
+
+
+def nme(pred: Any, target: Any, *, where: Any = None) -> tuple[jax.Array, jax.Array]:
+    """Inter-ocular normalised mean error (iFAN paper, MTFL protocol).
+
+    Args:
+      pred: (N, L, 2) predicted landmarks (L = 5 in the batch contract).
+      target: (N, L, 2) targets; points 0 and 1 are the eye centres.
+      where: optional (N,) bool, True for images with landmark labels.
+
+    Returns:
+      (per-image NME of shape (N,), 0 for masked images; mean over unmasked
+      images, 0 if none). On concrete input a present image whose eye centres
+      coincide raises ValueError; under `jit` it gives inf or nan.
+    """
+    pred, target, mask = _validate(pred, target, where)
+    per = _per_image(pred, target, mask)
+    n = jnp.sum(mask)
+    return per, jnp.where(n > 0, jnp.sum(per) / jnp.maximum(n, 1), 0.0)
+
+
+def failure_rate(pred: Any, target: Any, threshold: float = 0.1, *,
+                 where: Any = None) -> jax.Array:
+    """Fraction of (unmasked) images with NME > threshold (iFAN: 10 %)."""
+    pred, target, mask = _validate(pred, target, where)
+    per = _per_image(pred, target, mask)
+    n = jnp.sum(mask)
+    fails = jnp.sum(mask & (per > threshold))
+    return jnp.where(n > 0, fails / jnp.maximum(n, 1), 0.0)
+
+
+def landmark_init() -> LandmarkStats:
+    """Empty landmark statistics."""
+    return LandmarkStats(jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32),
+                         jnp.zeros((), jnp.int32))
+
+
+def landmark_update(stats: LandmarkStats, pred: Any, target: Any, *,
+                    threshold: float = 0.1, where: Any = None) -> LandmarkStats:
+    """Adds one batch (arguments as in `nme`; failures use `threshold`)."""
+    pred, target, mask = _validate(pred, target, where)
+    per = _per_image(pred, target, mask)
+    return landmark_merge(stats, LandmarkStats(
+        jnp.sum(mask, dtype=jnp.int32), jnp.sum(per),
+        jnp.sum(mask & (per > threshold), dtype=jnp.int32)))
+
+
+def landmark_merge(a: LandmarkStats, b: LandmarkStats) -> LandmarkStats:
+    """Sums two sets of statistics."""
+    return LandmarkStats(*(x + y for x, y in zip(a, b)))
+
+
+def landmark_finalize(stats: LandmarkStats) -> dict[str, jax.Array]:
+    """{"nme": mean NME, "failure_rate": failures / n}; both 0 with no images."""
+    n = jnp.maximum(stats.n, 1)
+    ok = stats.n > 0
+    return {"nme": jnp.where(ok, stats.nme_sum / n, 0.0),
+            "failure_rate": jnp.where(ok, stats.failures / n, 0.0)}

@@ -1,0 +1,132 @@
+"""Face-parsing F-scores (Helen protocol, iFAN paper Sec. 4.1.3 and Table 2).
+
+Helen has 11 classes, in the order of Smith et al. (the iFAN paper's [21]):
+
+    0 background, 1 face skin, 2 left brow, 3 right brow, 4 left eye,
+    5 right eye, 6 nose, 7 upper lip, 8 inner mouth, 9 lower lip, 10 hair.
+
+The F-score of a class (or of a group of classes merged into one, e.g. both
+eyes) is 2 TP / (2 TP + FP + FN) over pixels, pooled over the whole test set
+(not averaged per image). The iFAN Table 2 columns are the groups of
+`HELEN_GROUPS`: eyes (4, 5), brows (2, 3), nose, inner mouth, upper lip,
+lower lip, mouth-all (7, 8, 9), face skin, hair, background.
+
+"Overall" follows the protocol of [21] and its successors: one F-score over
+the facial components eyes, brows, nose and mouth-all, with TP, FP and FN
+summed over these four merged groups (a lip pixel predicted as inner mouth
+counts as correct for mouth-all). Background, face skin and hair are NOT in
+the overall score.
+
+The streaming statistic is the pixel confusion matrix (per-class TP/FP/FN
+are not enough once classes are merged into groups): accumulate it with
+`affectjax.metrics.confusion_update` and finish with `parsing_fscore_from_cm`.
+"""
+
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from affectjax.metrics import _checks
+from affectjax.metrics import classification
+
+HELEN_CLASSES = ("background", "face_skin", "left_brow", "right_brow",
+                 "left_eye", "right_eye", "nose", "upper_lip", "inner_mouth",
+                 "lower_lip", "hair")
+
+HELEN_GROUPS: dict[str, tuple[int, ...]] = {
+    "eyes": (4, 5),
+    "brows": (2, 3),
+    "nose": (6,),
+    "inner_mouth": (8,),
+    "upper_lip": (7,),
+    "lower_lip": (9,),
+    "mouth_all": (7, 8, 9),
+    "face_skin": (1,),
+    "hair": (10,),
+    "background": (0,),
+}
+
+HELEN_OVERALL: tuple[str, ...] = ("eyes", "brows", "nose", "mouth_all")
+
+
+def _group_counts(cm: jax.Array, classes: Sequence[int]) -> tuple[jax.Array, ...]:
+    """TP, FP, FN of a group of classes merged into one."""
+    idx = jnp.asarray(tuple(classes), jnp.int32)
+    tp = jnp.sum(cm[idx][:, idx])
+    fp = jnp.sum(cm[:, idx]) - tp
+    fn = jnp.sum(cm[idx, :]) - tp
+    return tp, fp, fn
+
+
+def _fscore(tp: jax.Array, fp: jax.Array, fn: jax.Array) -> jax.Array:
+    denom = 2 * tp + fp + fn
+    return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1), 0.0)
+
+
+def parsing_fscore_from_cm(
+        cm: jax.Array, *,
+        groups: Mapping[str, Sequence[int]] | None = None,
+        overall: Sequence[str] | None = None) -> dict[str, Any]:
+    """F-scores from a pixel confusion matrix (rows true, columns predicted).
+
+    Args:
+      cm: (C, C) confusion matrix.
+      groups: named groups of class indices scored as one class; default
+        `HELEN_GROUPS` (requires C = 11).
+      overall: names of the disjoint groups pooled into the overall score;
+        default `HELEN_OVERALL`.
+
+    Returns:
+      {"per_class": (C,) F-scores, "groups": {name: F-score}, "overall": F-score}.
+    """
+    c = cm.shape[0]
+    if groups is None:
+        if c != len(HELEN_CLASSES):
+            raise ValueError(
+                f"groups: the default Helen groups need 11 classes, got {c}; "
+                "pass groups= and overall=")
+        groups = HELEN_GROUPS
+    if overall is None:
+        overall = HELEN_OVERALL
+    for name, members in groups.items():
+        if not members or any(not 0 <= int(k) < c for k in members):
+            raise ValueError(f"groups: group {name!r} has classes {members} outside [0, {c})")
+    missing = [name for name in overall if name not in groups]
+    if missing:
+        raise KeyError(f"overall: unknown groups {missing}; choices: {sorted(groups)}")
+    pooled = [k for name in overall for k in groups[name]]
+    if len(set(pooled)) != len(pooled):
+        raise ValueError(f"overall: groups {tuple(overall)} share classes")
+    counts = {name: _group_counts(cm, members) for name, members in groups.items()}
+    total = [sum(counts[name][i] for name in overall) for i in range(3)]
+    return {"per_class": classification.f1_per_class_from_cm(cm),
+            "groups": {name: _fscore(*counts[name]) for name in groups},
+            "overall": _fscore(*total)}
+
+
+def parsing_fscore(pred: Any, target: Any, num_classes: int = 11, *,
+                   where: Any = None,
+                   groups: Mapping[str, Sequence[int]] | None = None,
+                   overall: Sequence[str] | None = None) -> dict[str, Any]:
+    """Face-parsing F-scores per class, per group and overall (Helen protocol).
+
+    Args:
+      pred: (N, H, W) predicted class per pixel.
+      target: (N, H, W) true class per pixel; -1 marks unlabelled pixels.
+      num_classes: number of classes (11 for Helen).
+      where: optional mask, (N, H, W) per pixel or (N,) per image.
+      groups, overall: see `parsing_fscore_from_cm`.
+
+    Returns:
+      {"per_class": (C,), "groups": {name: scalar}, "overall": scalar}.
+    """
+    target = _checks.as_array(target, "target")
+    pred = _checks.as_array(pred, "pred")
+    _checks.check_rank(target, (3,), "target")
+    _checks.check_same_shape(target, pred, "target", "pred")
+    _checks.check_labels(target, int(num_classes), "target")
+    _checks.check_labels(jnp.where(target == -1, 0, pred), int(num_classes), "pred",
+                         allow_missing=False)
+    cm = classification.confusion_matrix(target, pred, num_classes, where=where)
+    return parsing_fscore_from_cm(cm, groups=groups, overall=overall)
