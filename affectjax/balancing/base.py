@@ -15,6 +15,7 @@ A balancer is a NamedTuple of four pure functions, in the spirit of an optax
   it is sum_k w_k L_k; uncertainty weighting adds its learned terms here.
 """
 
+import operator
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -37,9 +38,13 @@ class Balancer(NamedTuple):
 
 def check_num_tasks(num_tasks: int) -> int:
     """Returns `num_tasks` as an int, or raises if it is not a positive integer."""
-    if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+    try:
+        value = None if isinstance(num_tasks, bool) else operator.index(num_tasks)
+    except TypeError:
+        value = None
+    if value is None or value < 1:
         raise ValueError(f"num_tasks must be a positive int, got {num_tasks!r}")
-    return num_tasks
+    return value
 
 
 def check_losses(losses: Array, num_tasks: int, name: str = "losses") -> Array:

@@ -1,0 +1,75 @@
+"""Registry, shared contract of every balancer and bad-input errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from affectjax import balancing
+
+FACTORY_KWARGS = {"fixed": {"weights": [1.0, 0.5, 2.0]}}
+
+
+def make(name):
+    return balancing.create(name, **FACTORY_KWARGS.get(name, {}))
+
+
+def test_registry_lists_every_method():
+    assert set(balancing.BALANCERS) == {
+        "ew", "fixed", "uw", "dwa", "gradnorm", "ema", "dwema", "rema"}
+    for name in balancing.__all__:
+        assert hasattr(balancing, name), name
+
+
+def test_create_unknown_name_lists_choices():
+    with pytest.raises(KeyError, match="choices: dwa, dwema, ema, ew"):
+        balancing.create("dynamic")
+
+
+@pytest.mark.parametrize("name", sorted(balancing.BALANCERS))
+def test_state_has_fixed_shapes_under_scan(name, epoch_losses, run_scan):
+    losses, epochs = epoch_losses
+    balancer = make(name)
+    weights, state = run_scan(balancer, losses, epochs)
+    assert weights.shape == losses.shape
+    assert np.all(np.isfinite(weights)) and np.all(weights >= 0)
+    initial = balancer.init(3)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_equal(a.shape, b.shape),
+                           state, initial)
+    assert isinstance(state, tuple) and hasattr(state, "_fields")
+    # combine is differentiable w.r.t. model-side losses and balancer parameters.
+    params = balancer.init_params(3)
+    grads = jax.grad(balancer.combine, argnums=(0, 2))(
+        params, jnp.asarray(weights[-1]), jnp.asarray(losses[-1], jnp.float32))
+    assert jax.tree_util.tree_structure(grads[0]) == jax.tree_util.tree_structure(params)
+    assert np.all(np.isfinite(grads[1]))
+
+
+@pytest.mark.parametrize("name", sorted(balancing.BALANCERS))
+def test_num_tasks_mismatch_names_argument(name):
+    balancer = make(name)
+    state = balancer.init(3)
+    with pytest.raises(ValueError, match=r"losses has 2 tasks .*num_tasks=3"):
+        balancer.update(state, jnp.ones(2), epoch=0)
+    with pytest.raises(ValueError, match="losses must have rank 1"):
+        balancer.update(state, jnp.ones((2, 3)), epoch=0)
+    with pytest.raises(ValueError, match="epoch must be a scalar"):
+        balancer.update(state, jnp.ones(3), epoch=jnp.zeros(2, jnp.int32))
+    with pytest.raises(TypeError, match="epoch must be an integer"):
+        balancer.update(state, jnp.ones(3), epoch=1.5)
+    with pytest.raises(TypeError, match="losses must be a float array"):
+        balancer.update(state, jnp.ones(3, jnp.int32), epoch=0)
+    with pytest.raises(ValueError, match="weights must have the shape of losses"):
+        balancer.combine(balancer.init_params(3), jnp.ones(2), jnp.ones(3))
+    with pytest.raises(ValueError, match="losses must have rank 1"):
+        balancer.combine(balancer.init_params(3), jnp.ones(3), jnp.ones((1, 3)))
+
+
+@pytest.mark.parametrize("num_tasks", [0, -1, 2.0, True])
+def test_bad_num_tasks(num_tasks):
+    for name in ("ew", "uw", "dwa", "gradnorm", "ema", "rema"):
+        balancer = make(name)
+        with pytest.raises(ValueError, match="num_tasks must be a positive int"):
+            balancer.init(num_tasks)
+        with pytest.raises(ValueError, match="num_tasks must be a positive int"):
+            balancer.init_params(num_tasks)
