@@ -35,33 +35,47 @@ def binary_init(num_labels: int = 1) -> BinaryStats:
     return BinaryStats(z, z, z, z)
 
 
-def _binarize(y_true: Any, y_pred: Any, thresholds: Any,
-              where: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Validates inputs; returns (N, K) bool truth, bool prediction, mask."""
+def _validate(y_true: Any, y_pred: Any, thresholds: Any,
+              where: Any) -> tuple[jax.Array, jax.Array, Any, Any]:
+    """Validates the inputs of `binary_counts`; returns them as arrays."""
     y_true = _checks.as_array(y_true, "y_true")
     y_pred = _checks.as_array(y_pred, "y_pred")
     _checks.check_rank(y_true, (1, 2), "y_true")
     _checks.check_same_shape(y_true, y_pred, "y_true", "y_pred")
     _checks.check_labels(y_true, 2, "y_true")
-    mask = _checks.mask_like(where, y_true) & (y_true != -1)
+    where = _checks.check_mask(where, y_true)
     if thresholds is None:
         if jnp.issubdtype(y_pred.dtype, jnp.floating):
             raise TypeError(
                 "y_pred: float scores need thresholds=...; pass 0/1 predictions "
                 "or give thresholds")
         _checks.check_labels(y_pred, 2, "y_pred", allow_missing=False)
+        return y_true, y_pred, None, where
+    t = _checks.as_array(thresholds, "thresholds")
+    num_cols = 1 if y_pred.ndim == 1 else y_pred.shape[1]
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, num_cols)):
+        raise ValueError(
+            f"thresholds: expected a scalar or shape ({num_cols},), got {t.shape}")
+    return y_true, y_pred, t, where
+
+
+@jax.jit
+def _counts(y_true: jax.Array, y_pred: jax.Array, thresholds: jax.Array | None,
+            where: jax.Array | None) -> BinaryStats:
+    mask = _checks.broadcast_mask(where, y_true) & (y_true != -1)
+    if thresholds is None:
         pred = y_pred == 1
     else:
-        t = _checks.as_array(thresholds, "thresholds")
-        num_cols = 1 if y_pred.ndim == 1 else y_pred.shape[1]
-        if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, num_cols)):
-            raise ValueError(
-                f"thresholds: expected a scalar or shape ({num_cols},), got {t.shape}")
-        pred = y_pred >= (t if y_pred.ndim == 2 else t.reshape(()))
+        pred = y_pred >= (thresholds if y_pred.ndim == 2 else thresholds.reshape(()))
     truth = y_true == 1
     if y_true.ndim == 1:
         truth, pred, mask = truth[:, None], pred[:, None], mask[:, None]
-    return truth, pred, mask
+
+    def count(a: jax.Array) -> jax.Array:
+        return jnp.sum(a & mask, axis=0, dtype=jnp.int32)
+
+    return BinaryStats(tp=count(truth & pred), fp=count(~truth & pred),
+                       fn=count(truth & ~pred), tn=count(~truth & ~pred))
 
 
 def binary_counts(y_true: Any, y_pred: Any, *, thresholds: Any = None,
@@ -78,13 +92,7 @@ def binary_counts(y_true: Any, y_pred: Any, *, thresholds: Any = None,
     Returns:
       `BinaryStats` with fields of shape (K,) (K = 1 for 1-D input).
     """
-    truth, pred, mask = _binarize(y_true, y_pred, thresholds, where)
-
-    def count(a: jax.Array) -> jax.Array:
-        return jnp.sum(a & mask, axis=0, dtype=jnp.int32)
-
-    return BinaryStats(tp=count(truth & pred), fp=count(~truth & pred),
-                       fn=count(truth & ~pred), tn=count(~truth & ~pred))
+    return _counts(*_validate(y_true, y_pred, thresholds, where))
 
 
 def binary_merge(a: BinaryStats, b: BinaryStats) -> BinaryStats:
@@ -105,12 +113,14 @@ def binary_update(stats: BinaryStats, y_true: Any, y_pred: Any, *,
     return binary_merge(stats, batch)
 
 
+@jax.jit
 def binary_f1_from_stats(stats: BinaryStats) -> jax.Array:
     """Per-column F1 = 2 TP / (2 TP + FP + FN), 0 when undefined; shape (K,)."""
     denom = 2 * stats.tp + stats.fp + stats.fn
     return jnp.where(denom > 0, 2 * stats.tp / jnp.maximum(denom, 1), 0.0)
 
 
+@jax.jit
 def weighted_accuracy_from_stats(stats: BinaryStats) -> jax.Array:
     """WAcc = (TP N/P + TN) / (2 N) per column (multimodal weak-MTL paper, Sec. 4).
 
@@ -128,6 +138,7 @@ def weighted_accuracy_from_stats(stats: BinaryStats) -> jax.Array:
                      jnp.where(p > 0, tpr, jnp.where(n > 0, tnr, 0.0)))
 
 
+@jax.jit
 def au_f1_from_stats(stats: BinaryStats) -> tuple[jax.Array, jax.Array]:
     """(per-AU F1 of shape (K,), their mean) from accumulated counts."""
     per = binary_f1_from_stats(stats)

@@ -14,6 +14,7 @@ Counts are int32 (the JAX default); enable `jax_enable_x64` for more than
 outside [-1, num_classes) are then silently dropped, like missing ones.
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -22,21 +23,31 @@ import jax.numpy as jnp
 from affectjax.metrics import _checks
 
 
-def _labels_and_mask(y_true: Any, y_pred: Any, num_classes: int,
-                     where: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Validates labels; returns flat y_true, y_pred and the validity mask."""
+def _check_labels(y_true: Any, y_pred: Any, num_classes: int,
+                  where: Any) -> tuple[jax.Array, jax.Array, Any]:
+    """Validates labels and mask (values only when concrete)."""
     if int(num_classes) < 1:
         raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
     y_true = _checks.as_array(y_true, "y_true")
     y_pred = _checks.as_array(y_pred, "y_pred")
     _checks.check_same_shape(y_true, y_pred, "y_true", "y_pred")
-    mask = _checks.mask_like(where, y_true) & (y_true != -1)
+    where = _checks.check_mask(where, y_true)
     _checks.check_labels(y_true, num_classes, "y_true")
-    _checks.check_labels(jnp.where(mask, y_pred, 0), num_classes, "y_pred",
-                         allow_missing=False)
-    valid = mask & (y_true >= 0) & (y_true < num_classes)
-    valid = valid & (y_pred >= 0) & (y_pred < num_classes)
-    return y_true.reshape(-1), y_pred.reshape(-1), valid.reshape(-1)
+    _checks.check_labels(y_pred, num_classes, "y_pred", allow_missing=False,
+                         only=_checks.host_mask(where, y_true))
+    return y_true, y_pred, where
+
+
+@functools.partial(jax.jit, static_argnames="num_classes")
+def _confusion(y_true: jax.Array, y_pred: jax.Array, where: jax.Array | None,
+               num_classes: int) -> jax.Array:
+    c = num_classes
+    valid = _checks.broadcast_mask(where, y_true)
+    valid &= (y_true >= 0) & (y_true < c) & (y_pred >= 0) & (y_pred < c)
+    index = jnp.where(valid, y_true.astype(jnp.int32) * c + y_pred.astype(jnp.int32),
+                      c * c)
+    counts = jnp.bincount(index.reshape(-1), length=c * c + 1)[: c * c]
+    return counts.reshape(c, c).astype(jnp.int32)
 
 
 def confusion_init(num_classes: int) -> jax.Array:
@@ -58,11 +69,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int, *,
     Returns:
       int32 array (C, C); entry [i, j] counts items of class i predicted as j.
     """
-    c = int(num_classes)
-    t, p, valid = _labels_and_mask(y_true, y_pred, c, where)
-    index = jnp.where(valid, t.astype(jnp.int32) * c + p.astype(jnp.int32), c * c)
-    counts = jnp.bincount(index, length=c * c + 1)[: c * c]
-    return counts.reshape(c, c).astype(jnp.int32)
+    y_true, y_pred, where = _check_labels(y_true, y_pred, num_classes, where)
+    return _confusion(y_true, y_pred, where, int(num_classes))
 
 
 def confusion_update(cm: jax.Array, y_true: Any, y_pred: Any, *,
@@ -78,12 +86,14 @@ def confusion_merge(a: jax.Array, b: jax.Array) -> jax.Array:
     return a + b
 
 
+@jax.jit
 def accuracy_from_cm(cm: jax.Array) -> jax.Array:
     """Accuracy = trace / total; 0 for an empty matrix."""
     total = jnp.sum(cm)
     return jnp.where(total > 0, jnp.trace(cm) / jnp.maximum(total, 1), 0.0)
 
 
+@jax.jit
 def f1_per_class_from_cm(cm: jax.Array) -> jax.Array:
     """Per-class F1 = 2 TP / (2 TP + FP + FN), shape (C,); 0 when undefined."""
     tp = jnp.diagonal(cm)
@@ -93,11 +103,13 @@ def f1_per_class_from_cm(cm: jax.Array) -> jax.Array:
     return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1), 0.0)
 
 
+@jax.jit
 def f1_macro_from_cm(cm: jax.Array) -> jax.Array:
     """Macro F1: mean of the per-class F1 over all C classes (absent classes count 0)."""
     return jnp.mean(f1_per_class_from_cm(cm))
 
 
+@jax.jit
 def cct_score_from_cm(cm: jax.Array) -> jax.Array:
     """CCT challenge score 0.67 * F1_macro + 0.33 * accuracy (CCT paper, Sec. 4)."""
     return 0.67 * f1_macro_from_cm(cm) + 0.33 * accuracy_from_cm(cm)
@@ -113,7 +125,13 @@ def accuracy(y_true: Any, y_pred: Any, *, where: Any = None) -> jax.Array:
     _checks.check_same_shape(y_true, y_pred, "y_true", "y_pred")
     if not jnp.issubdtype(y_true.dtype, jnp.integer):
         raise TypeError(f"y_true: expected integer labels, got dtype {y_true.dtype}")
-    mask = _checks.mask_like(where, y_true) & (y_true != -1)
+    return _accuracy(y_true, y_pred, _checks.check_mask(where, y_true))
+
+
+@jax.jit
+def _accuracy(y_true: jax.Array, y_pred: jax.Array,
+              where: jax.Array | None) -> jax.Array:
+    mask = _checks.broadcast_mask(where, y_true) & (y_true != -1)
     n = jnp.sum(mask)
     correct = jnp.sum(mask & (y_true == y_pred))
     return jnp.where(n > 0, correct / jnp.maximum(n, 1), 0.0)

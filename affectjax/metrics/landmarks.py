@@ -45,20 +45,39 @@ def _validate(pred: Any, target: Any, where: Any) -> tuple[jax.Array, jax.Array,
                 f"where: expected shape {target.shape[:1]} (one flag per image), "
                 f"got {mask.shape}")
         mask = mask.astype(bool)
-    return pred.astype(jnp.promote_types(pred.dtype, jnp.float32)), \
-        target.astype(jnp.promote_types(target.dtype, jnp.float32)), mask
+    _check_eyes(target, mask)
+    dtype = jnp.promote_types(jnp.result_type(pred, target), jnp.float32)
+    return pred.astype(dtype), target.astype(dtype), mask
 
 
+def _check_eyes(target: jax.Array, mask: jax.Array) -> None:
+    """Raises ValueError if a present image has coinciding eye centres (host only)."""
+    if not (_checks.is_concrete(target) and _checks.is_concrete(mask)):
+        return
+    t = np.asarray(target, np.float64)
+    iod = np.linalg.norm(t[:, 0] - t[:, 1], axis=-1)
+    bad = np.asarray(mask) & ~(iod > 0)
+    if bad.any():
+        raise ValueError(
+            f"target: image {int(np.argmax(bad))} has zero inter-ocular "
+            f"distance (points 0 and 1 coincide)")
+
+
+@jax.jit
 def _per_image(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """Per-image NME, 0 for masked images (traced code)."""
     iod = jnp.linalg.norm(target[:, 0] - target[:, 1], axis=-1)
-    if _checks.is_concrete(iod) and _checks.is_concrete(mask):
-        bad = np.asarray(mask) & ~(np.asarray(iod) > 0)
-        if bad.any():
-            raise ValueError(
-                f"target: image {int(np.argmax(bad))} has zero inter-ocular "
-                f"distance (points 0 and 1 coincide)")
     err = jnp.mean(jnp.linalg.norm(pred - target, axis=-1), axis=-1)
     return jnp.where(mask, err / jnp.where(mask, iod, 1.0), 0.0)
+
+
+@jax.jit
+def _batch(pred: jax.Array, target: jax.Array, mask: jax.Array,
+           threshold: jax.Array) -> tuple[jax.Array, LandmarkStats]:
+    per = _per_image(pred, target, mask)
+    stats = LandmarkStats(jnp.sum(mask, dtype=jnp.int32), jnp.sum(per),
+                          jnp.sum(mask & (per > threshold), dtype=jnp.int32))
+    return per, stats
 
 
 def nme(pred: Any, target: Any, *, where: Any = None) -> tuple[jax.Array, jax.Array]:
@@ -74,20 +93,15 @@ def nme(pred: Any, target: Any, *, where: Any = None) -> tuple[jax.Array, jax.Ar
       images, 0 if none). On concrete input a present image whose eye centres
       coincide raises ValueError; under `jit` it gives inf or nan.
     """
-    pred, target, mask = _validate(pred, target, where)
-    per = _per_image(pred, target, mask)
-    n = jnp.sum(mask)
-    return per, jnp.where(n > 0, jnp.sum(per) / jnp.maximum(n, 1), 0.0)
+    per, stats = _batch(*_validate(pred, target, where), 0.0)
+    return per, landmark_finalize(stats)["nme"]
 
 
 def failure_rate(pred: Any, target: Any, threshold: float = 0.1, *,
                  where: Any = None) -> jax.Array:
     """Fraction of (unmasked) images with NME > threshold (iFAN: 10 %)."""
-    pred, target, mask = _validate(pred, target, where)
-    per = _per_image(pred, target, mask)
-    n = jnp.sum(mask)
-    fails = jnp.sum(mask & (per > threshold))
-    return jnp.where(n > 0, fails / jnp.maximum(n, 1), 0.0)
+    _, stats = _batch(*_validate(pred, target, where), threshold)
+    return landmark_finalize(stats)["failure_rate"]
 
 
 def landmark_init() -> LandmarkStats:
@@ -99,11 +113,8 @@ def landmark_init() -> LandmarkStats:
 def landmark_update(stats: LandmarkStats, pred: Any, target: Any, *,
                     threshold: float = 0.1, where: Any = None) -> LandmarkStats:
     """Adds one batch (arguments as in `nme`; failures use `threshold`)."""
-    pred, target, mask = _validate(pred, target, where)
-    per = _per_image(pred, target, mask)
-    return landmark_merge(stats, LandmarkStats(
-        jnp.sum(mask, dtype=jnp.int32), jnp.sum(per),
-        jnp.sum(mask & (per > threshold), dtype=jnp.int32)))
+    _, batch = _batch(*_validate(pred, target, where), threshold)
+    return landmark_merge(stats, batch)
 
 
 def landmark_merge(a: LandmarkStats, b: LandmarkStats) -> LandmarkStats:
@@ -111,6 +122,7 @@ def landmark_merge(a: LandmarkStats, b: LandmarkStats) -> LandmarkStats:
     return LandmarkStats(*(x + y for x, y in zip(a, b)))
 
 
+@jax.jit
 def landmark_finalize(stats: LandmarkStats) -> dict[str, jax.Array]:
     """{"nme": mean NME, "failure_rate": failures / n}; both 0 with no images."""
     n = jnp.maximum(stats.n, 1)

@@ -126,7 +126,8 @@ def parsing_fscore(pred: Any, target: Any, num_classes: int = 11, *,
     _checks.check_rank(target, (3,), "target")
     _checks.check_same_shape(target, pred, "target", "pred")
     _checks.check_labels(target, int(num_classes), "target")
-    _checks.check_labels(jnp.where(target == -1, 0, pred), int(num_classes), "pred",
-                         allow_missing=False)
+    where = _checks.check_mask(where, target)
+    _checks.check_labels(pred, int(num_classes), "pred", allow_missing=False,
+                         only=_checks.host_mask(where, target))
     cm = classification.confusion_matrix(target, pred, num_classes, where=where)
     return parsing_fscore_from_cm(cm, groups=groups, overall=overall)

@@ -58,21 +58,30 @@ def ccc_init(num_outputs: int = 1) -> CCCStats:
                     zeros, zeros, zeros, zeros, zeros)
 
 
-def _as_columns(x: Any, y: Any, where: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Validates x, y, where and returns them as (N, K) float, float, bool."""
+def _validate(x: Any, y: Any, where: Any) -> tuple[jax.Array, jax.Array, Any]:
+    """Validates x, y (same shape, rank 1 or 2) and the mask shape."""
     x = _checks.as_array(x, "x")
     y = _checks.as_array(y, "y")
     _checks.check_rank(x, (1, 2), "x")
     _checks.check_same_shape(x, y, "x", "y")
-    mask = _checks.mask_like(where, x)
+    where = _checks.check_mask(where, x)
+    return x, y, where
+
+
+def _columns(x: jax.Array, y: jax.Array,
+             where: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(N, K) float x, y and bool mask (traced code)."""
+    mask = _checks.broadcast_mask(where, x)
     if x.ndim == 1:
         x, y, mask = x[:, None], y[:, None], mask[:, None]
     dtype = jnp.promote_types(jnp.result_type(x, y), jnp.float32)
     return x.astype(dtype), y.astype(dtype), mask
 
 
-def _batch_stats(x: jax.Array, y: jax.Array, mask: jax.Array) -> CCCStats:
-    """Statistics of one (N, K) batch, centred on the batch mean (two passes)."""
+@jax.jit
+def _batch_stats(x: jax.Array, y: jax.Array, where: jax.Array | None) -> CCCStats:
+    """Statistics of one batch, centred on the batch mean (two passes)."""
+    x, y, mask = _columns(x, y, where)
     w = mask.astype(x.dtype)
     n = jnp.sum(mask, axis=0, dtype=jnp.int32)
     denom = jnp.maximum(n, 1).astype(x.dtype)
@@ -96,6 +105,12 @@ def ccc_merge(a: CCCStats, b: CCCStats) -> CCCStats:
     if jnp.shape(a.n) != jnp.shape(b.n):
         raise ValueError(
             f"b: {jnp.shape(b.n)} outputs do not match a: {jnp.shape(a.n)}")
+    return _merge(a, b)
+
+
+@jax.jit
+def _merge(a: CCCStats, b: CCCStats) -> CCCStats:
+    """Chan et al. pairwise merge (traced code)."""
     dtype = jnp.result_type(a.mean_x, b.mean_x)
     n = a.n + b.n
     na, nb = a.n.astype(dtype), b.n.astype(dtype)
@@ -125,14 +140,16 @@ def ccc_update(stats: CCCStats, x: Any, y: Any, *, where: Any = None) -> CCCStat
     Returns:
       Updated `CCCStats`.
     """
-    x, y, mask = _as_columns(x, y, where)
-    if x.shape[1] != jnp.shape(stats.n)[0]:
+    x, y, where = _validate(x, y, where)
+    num_outputs = 1 if x.ndim == 1 else x.shape[1]
+    if num_outputs != jnp.shape(stats.n)[0]:
         raise ValueError(
-            f"x: {x.shape[1]} outputs per item, but stats hold "
+            f"x: {num_outputs} outputs per item, but stats hold "
             f"{jnp.shape(stats.n)[0]} (see ccc_init(num_outputs))")
-    return ccc_merge(stats, _batch_stats(x, y, mask))
+    return ccc_merge(stats, _batch_stats(x, y, where))
 
 
+@jax.jit
 def ccc_finalize(stats: CCCStats) -> jax.Array:
     """CCC per output from the statistics, shape (K,).
 
@@ -162,7 +179,6 @@ def ccc(x: Any, y: Any, *, where: Any = None) -> jax.Array:
     Returns:
       A scalar for (N,) input, else shape (K,): one CCC per column.
     """
-    x_arr = _checks.as_array(x, "x")
-    xs, ys, mask = _as_columns(x_arr, y, where)
-    out = ccc_finalize(_batch_stats(xs, ys, mask))
-    return out[0] if x_arr.ndim == 1 else out
+    x, y, where = _validate(x, y, where)
+    out = ccc_finalize(_batch_stats(x, y, where))
+    return out[0] if x.ndim == 1 else out
