@@ -14,7 +14,8 @@ The state accumulates the current epoch's per-task loss sums and step count. Whe
 `epoch` passed to `update` differs from the one being accumulated, the finished epoch's
 mean is rolled into the two-entry history; everything is done with `jnp.where`, so
 `update` runs under `jax.jit` and inside `jax.lax.scan` with a traced `epoch`. The same
-history gives the training rates r_k of DWEMA and REMA (`affectjax.balancing.moving_average`).
+history gives the training rates r_k of DWEMA and REMA
+(`affectjax.balancing.moving_average`).
 
 Step recipe::
 

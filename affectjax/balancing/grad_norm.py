@@ -10,7 +10,8 @@ w_k = K softmax(a)_k (positive, summing to K), and
     L_grad = sum_k | G_k - stop_gradient(mean_j G_j * r_k^alpha) |,   alpha = 1.5.
 
 The model is trained on sum_k stop_gradient(w_k) L_k; the logits a are trained on
-L_grad only. `L_k(0)`, the first observed losses, live in the balancer state.
+L_grad only. `L_k(0)`, the first observed losses (or, as LibMTL, the mean losses of
+epoch 0, with the weights held at 1 during that epoch), live in the balancer state.
 
 How a jitted train step uses it (the model parameters split into the shared part W and
 the rest; `task_losses(shared, rest, batch) -> (K,)`)::
@@ -28,6 +29,7 @@ the rest; `task_losses(shared, rest, batch) -> (K,)`)::
         lambda w: task_losses(w, model_params["rest"], batch), model_params["shared"])
     g_b = jax.grad(gradnorm_loss)(
         bparams, norms, jax.lax.stop_gradient(losses), bstate.initial_losses, alpha=1.5)
+    g_b = jax.tree_util.tree_map(lambda g: jnp.where(bstate.active, g, 0.0), g_b)
     # then optax updates of model_params with g_model and of bparams with g_b
 
 `combine` gives the logits a zero gradient, so a generic step that differentiates it
@@ -46,10 +48,23 @@ PyTree = Any
 
 
 class GradNormState(NamedTuple):
-    """State of GradNorm: the initial losses L(0) and the number of updates seen."""
+    """State of GradNorm.
+
+    Attributes:
+      initial_losses: (K,) the reference losses L(0).
+      loss_sum: (K,) sum of the losses averaged into `initial_losses`.
+      count: float32 scalar, the number of steps averaged into `initial_losses`.
+      active: bool scalar, whether the weights should learn at this step (always True
+        for `initial_losses="first_step"`; from epoch 1 on for `"first_epoch"`).
+    """
 
     initial_losses: jax.Array
+    loss_sum: jax.Array
     count: jax.Array
+    active: jax.Array
+
+
+INITIAL_LOSSES = ("first_step", "first_epoch")
 
 
 def gradnorm_weights(params: dict) -> jax.Array:
@@ -105,11 +120,15 @@ def gradnorm_loss(params: dict, grad_norms: jax.Array, losses: jax.Array,
     return jnp.sum(jnp.abs(g - target))
 
 
-def gradnorm(alpha: float = 1.5) -> base.Balancer:
+def gradnorm(alpha: float = 1.5, initial_losses: str = "first_step") -> base.Balancer:
     """GradNorm (Chen et al. 2018; LibMTL `GradNorm`).
 
     Args:
       alpha: the restoring-force exponent; pass the same value to `gradnorm_loss`.
+      initial_losses: `"first_step"` (the paper: L(0) is the loss of the first step,
+        and the weights learn from the first step on) or `"first_epoch"` (LibMTL: L(0)
+        is the mean loss of epoch 0, and the weights stay at 1 during epoch 0; the step
+        then scales the GradNorm gradient by `bstate.active`).
 
     Returns:
       A `Balancer`: `init_params(K)` = `{"logits": zeros(K)}` (weights start at 1);
@@ -118,19 +137,31 @@ def gradnorm(alpha: float = 1.5) -> base.Balancer:
     """
     if not alpha >= 0:
         raise ValueError(f"alpha must be non-negative, got {alpha!r}")
+    if initial_losses not in INITIAL_LOSSES:
+        raise ValueError(f"initial_losses must be one of {INITIAL_LOSSES}, got "
+                         f"{initial_losses!r}")
+    first_epoch = initial_losses == "first_epoch"
 
     def init(num_tasks: int) -> GradNormState:
         num_tasks = base.check_num_tasks(num_tasks)
-        return GradNormState(initial_losses=jnp.ones((num_tasks,), base.STATE_DTYPE),
-                             count=jnp.zeros((), jnp.int32))
+        ones = jnp.ones((num_tasks,), base.STATE_DTYPE)
+        return GradNormState(initial_losses=ones, loss_sum=jnp.zeros_like(ones),
+                             count=jnp.zeros((), base.STATE_DTYPE),
+                             active=jnp.array(not first_epoch))
 
     def update(state: GradNormState, losses: jax.Array, *, epoch) -> tuple:
         losses = base.check_losses(losses, state.initial_losses.shape[0])
-        base.check_epoch(epoch)
-        initial = jnp.where(state.count > 0, state.initial_losses,
-                            losses.astype(base.STATE_DTYPE))
-        new_state = GradNormState(initial_losses=initial, count=state.count + 1)
-        return jnp.ones_like(initial), new_state
+        losses = losses.astype(base.STATE_DTYPE)
+        epoch = base.check_epoch(epoch)
+        accumulate = state.count == 0
+        if first_epoch:
+            accumulate = accumulate | (epoch == 0)
+        loss_sum = jnp.where(accumulate, state.loss_sum + losses, state.loss_sum)
+        count = jnp.where(accumulate, state.count + 1.0, state.count)
+        active = epoch >= 1 if first_epoch else jnp.array(True)
+        new_state = GradNormState(initial_losses=loss_sum / count, loss_sum=loss_sum,
+                                  count=count, active=active)
+        return jnp.ones_like(loss_sum), new_state
 
     def init_params(num_tasks: int) -> dict:
         num_tasks = base.check_num_tasks(num_tasks)

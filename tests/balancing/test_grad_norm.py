@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from affectjax import balancing
 
@@ -103,3 +104,26 @@ def test_gradnorm_balancer_state_and_combine(epoch_losses, run_scan):
     # The logits learn from the GradNorm loss only, never from the total loss.
     np.testing.assert_array_equal(grads["logits"], 0.0)
     np.testing.assert_array_equal(balancer.init_params(3)["logits"], 0.0)
+    assert bool(state.active)
+
+
+def test_gradnorm_first_epoch_variant(epoch_losses, run_scan):
+    losses, epochs = epoch_losses
+    balancer = balancing.gradnorm(initial_losses="first_epoch")
+    assert not bool(balancer.init(3).active)
+    state = balancer.init(3)
+    for step_losses, epoch in zip(losses, epochs):
+        _, state = balancer.update(state, jnp.asarray(step_losses, jnp.float32),
+                                   epoch=int(epoch))
+        assert bool(state.active) == (epoch >= 1)
+    np.testing.assert_allclose(state.initial_losses, losses[epochs == 0].mean(0),
+                               rtol=1e-5)
+    _, scanned = run_scan(balancer, losses, epochs)
+    np.testing.assert_allclose(scanned.initial_losses, state.initial_losses, rtol=1e-6)
+
+
+def test_gradnorm_rejects_bad_options():
+    with pytest.raises(ValueError, match="initial_losses"):
+        balancing.gradnorm(initial_losses="epoch")
+    with pytest.raises(ValueError, match="alpha"):
+        balancing.gradnorm(alpha=-1.0)
