@@ -132,8 +132,7 @@ def _finish(image_path: str, root: str, lm5: np.ndarray | None, expr: int, va: n
 
 
 def _csv_records(path: str) -> list[tuple[int, list[str]]]:
-    rows = [(n, next(csv.reader(io.StringIO(line)))) for n, line in c.read_lines(path)]
-    return rows
+    return [(n, next(csv.reader(io.StringIO(line)))) for n, line in c.read_lines(path)]
 
 
 def _csv_columns(rows: list[tuple[int, list[str]]]) -> tuple[dict[str, int], int]:
@@ -148,7 +147,7 @@ def _csv_columns(rows: list[tuple[int, list[str]]]) -> tuple[dict[str, int], int
     return {col: i for i, col in enumerate(CSV_COLUMNS)}, 0
 
 
-def _read_csv(root: str, split: str, crop_to_face: bool, hw, on_error: str):
+def _read_csv(root: str, split: str, crop_to_face: bool, hw):
     path = os.path.join(root, "Manually_Annotated_file_lists", _CSV_NAME[split])
     rows = _csv_records(path)
     try:
@@ -211,7 +210,7 @@ def _npy_number(path: str, field: str) -> float:
         raise c.DataFormatError(f"{path}: field {field!r}: cannot parse {text!r}") from None
 
 
-def _read_npy(root: str, split: str, hw, on_error: str):
+def _read_npy(root: str, split: str, hw):
     set_dir = os.path.join(root, _SET_NAME[split])
     image_dir = os.path.join(set_dir, "images")
     ann_dir = os.path.join(set_dir, "annotations")
@@ -250,7 +249,8 @@ def read_affectnet(root: str, split: str, *, layout: str = "auto", crop_to_face:
         root: the AffectNet folder.
         split: ``"train"`` or ``"val"`` (aliases ``training``, ``validation``).
         layout: ``"csv"`` (a), ``"npy"`` (b) or ``"auto"`` (whichever exists, csv first).
-        crop_to_face: crop by the csv face box (layout a only; layout b is already cropped).
+        crop_to_face: crop by the csv face box (layout a only; layout b is already cropped);
+            a box reaching past the image border is padded with black (PIL ``crop``).
         image_size: optional (height, width) or int; resized with PIL bilinear after the crop.
         on_error: ``"raise"`` (default) or ``"skip"`` (counted and logged).
 
@@ -264,12 +264,12 @@ def read_affectnet(root: str, split: str, *, layout: str = "auto", crop_to_face:
     hw = c.image_hw(image_size)
     c.check_on_error(on_error)
     if layout == "csv":
-        records, build = _read_csv(root, split, crop_to_face, hw, on_error)
+        records, build = _read_csv(root, split, crop_to_face, hw)
     else:
         if crop_to_face:
             raise c.DataFormatError(f"{_NAME}: crop_to_face needs layout (a) with face boxes; "
                                     f"{root}/{_SET_NAME[split]}/ images are already cropped")
-        records, build = _read_npy(root, split, hw, on_error)
+        records, build = _read_npy(root, split, hw)
     return c.iterate(records, build, on_error=on_error, dataset=_NAME)
 
 
@@ -278,7 +278,7 @@ def count_affectnet(root: str, split: str, *, layout: str = "auto") -> int:
     split = c.normalize_split(split, ("train", "val"), _NAME)
     root = os.fspath(root)
     if _resolve_layout(root, split, layout) == "csv":
-        records, _ = _read_csv(root, split, False, None, "raise")
+        records, _ = _read_csv(root, split, False, None)
     else:
-        records, _ = _read_npy(root, split, None, "raise")
+        records, _ = _read_npy(root, split, None)
     return len(records)
