@@ -1,0 +1,171 @@
+"""TFDS ``manual_dir`` builders for the papers' real data sets, via `affectjax.data.readers`.
+
+The data sets are licensed and never downloaded: the user puts them, in the layout their
+owners distribute, under a folder passed as ``manual_dir`` (``data.manual_dir`` in a
+config, ``--manual-dir`` on the command line). Each builder reads every split once with
+its reader, stores images at the fixed size of its config (``image_size``, default 112)
+and fills the keys its data set lacks with the contract's "missing" values (see
+`affectjax.data.builders.common`), so every image batch has the same structure.
+
+| builder        | reader                    | splits                  |
+|----------------|---------------------------|-------------------------|
+| `affectnet`    | `read_affectnet`          | train, validation       |
+| `affwild2_mtl` | `read_affwild2_mtl`       | train, validation       |
+| `rafdb`        | `read_rafdb`              | train, test             |
+| `fer2013`      | `read_fer2013`            | train, validation, test |
+| `mtfl`         | `read_mtfl`               | train, test             |
+| `helen`        | `read_helen`              | train, validation, test |
+| `image_folder` | `read_image_folder`       | train                   |
+| `multimodal`   | `read_multimodal_pickle`  | train, validation, test |
+
+The layout each expects under manual_dir is `LAYOUTS[name]` (and the reader's docstring).
+"""
+
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from affectjax.data.builders import common
+
+LAYOUTS = {
+    "affectnet": "Manually_Annotated_file_lists/{training,validation}.csv + "
+                 "Manually_Annotated_Images/, or {train_set,val_set}/{images,annotations}/",
+    "affwild2_mtl": "{training,validation}_set_annotations.txt + "
+                    "cropped_aligned/<video>/<frame>.jpg",
+    "rafdb": "EmoLabel/list_patition_label.txt + Image/aligned/<name>_aligned.jpg",
+    "fer2013": "fer2013.csv (columns emotion,pixels,Usage)",
+    "mtfl": "training.txt, testing.txt + the image folders they name (lfw_5590/, net_7876/)",
+    "helen": "images/NAME.jpg, labels/NAME/NAME_lbl00.png..lbl10.png, "
+             "exemplars.txt, tuning.txt, testing.txt",
+    "image_folder": "<class_name>/<image files> (one folder per class)",
+    "multimodal": "a MulT feature pickle, e.g. iemocap_data.pkl or mosei_senti_data.pkl",
+}
+_SPLITS = {
+    "affectnet": ("train", "validation"), "affwild2_mtl": ("train", "validation"),
+    "rafdb": ("train", "test"), "fer2013": ("train", "validation", "test"),
+    "mtfl": ("train", "test"), "helen": ("train", "validation", "test"),
+    "image_folder": ("train",), "multimodal": ("train", "validation", "test"),
+}
+_MULTIMODAL_EMOTIONS = {"iemocap": 4, "mosei": 6, "mosi": 6}
+
+
+class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the real image-set builders; subclasses set ``name`` (a `READERS` key).
+
+    Config kwargs: ``image_size`` (stored square size, default 112) and any keyword
+    argument of the reader (e.g. ``crop_to_face`` for AffectNet, ``aligned`` for RAF-DB).
+    """
+
+    VERSION = common.VERSION
+    READER = ""
+    code_path = None  # no checksums file (TFDS would need importlib_resources)
+
+    @classmethod
+    def config_for(cls, **kwargs: Any) -> common.AffectConfig:
+        kwargs.setdefault("image_size", 112)
+        return common.make_config(f"{kwargs['image_size']}px", kwargs)
+
+    @classmethod
+    def layout(cls) -> str:
+        return LAYOUTS[cls.name]
+
+    @property
+    def MANUAL_DOWNLOAD_INSTRUCTIONS(self) -> str:  # pylint: disable=invalid-name
+        return f"Place the {self.name} files under manual_dir as: {self.layout()}"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = int(self.builder_config.kwargs["image_size"])
+        return tfds.core.DatasetInfo(
+            builder=self, disable_shuffling=True, description=f"{self.name} (affectjax)",
+            features=common.image_features(size, size))
+
+    def _split_generators(self, dl_manager):
+        root = os.fspath(dl_manager.manual_dir)
+        return {split: self._generate_examples(root, split) for split in _SPLITS[self.name]}
+
+    def _read(self, root: str, split: str):
+        from affectjax.data import readers  # pylint: disable=import-outside-toplevel
+
+        reader = readers.READERS[self.READER or self.name]
+        kwargs = dict(self.builder_config.kwargs)
+        if self.name == "fer2013":
+            return reader(os.path.join(root, "fer2013.csv"), split, **kwargs)
+        if self.name == "image_folder":
+            return reader(root, **kwargs)
+        return reader(root, split, **kwargs)
+
+    def _generate_examples(self, root: str, split: str):
+        size = int(self.builder_config.kwargs["image_size"])
+        for i, example in enumerate(self._read(root, split)):
+            yield i, common.fill_image_example(example, (size, size),
+                                               where=f"{self.name} {split} item {i}")
+
+
+def _image_builder(name: str) -> type:
+    return type(f"{name.title().replace('_', '')}Builder", (ManualImageBuilder,),
+                {"name": name, "__doc__": f"`{name}` from manual_dir ({LAYOUTS[name]})."},
+                skip_registration=True)
+
+
+AffectNetBuilder = _image_builder("affectnet")
+AffWild2MtlBuilder = _image_builder("affwild2_mtl")
+RafdbBuilder = _image_builder("rafdb")
+Fer2013Builder = _image_builder("fer2013")
+MtflBuilder = _image_builder("mtfl")
+HelenBuilder = _image_builder("helen")
+ImageFolderBuilder = _image_builder("image_folder")
+
+
+class MultimodalBuilder(ManualImageBuilder, skip_registration=True):
+    """Word-aligned multimodal features from a MulT pickle in manual_dir.
+
+    Config kwargs: ``file`` (default "mosei_senti_data.pkl"), ``dataset`` ("iemocap",
+    "mosei" or "mosi"; default from the file name), ``seq_len`` (default 50) and the
+    reader's ``binarize``. Labels the pickle lacks are filled as missing: ``emotion`` -1
+    (E = 4 for IEMOCAP, 6 otherwise), ``sentiment`` 0 with ``sentiment_binary`` -1,
+    ``sarcasm`` -1.
+    """
+
+    name = "multimodal"
+    READER = "multimodal_pickle"
+
+    @classmethod
+    def config_for(cls, **kwargs: Any) -> common.AffectConfig:
+        kwargs.setdefault("file", "mosei_senti_data.pkl")
+        kwargs.setdefault("dataset", "iemocap" if "iemocap" in kwargs["file"] else "mosei")
+        kwargs.setdefault("seq_len", 50)
+        return common.make_config(kwargs["dataset"], kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        kw = self.builder_config.kwargs
+        s, e = int(kw["seq_len"]), _MULTIMODAL_EMOTIONS[kw["dataset"]]
+        feats = {m: tfds.features.Tensor(shape=(s, d), dtype=np.float32)
+                 for m, d in (("text", 300), ("audio", 74), ("visual", 35))}
+        feats["emotion"] = tfds.features.Tensor(shape=(e,), dtype=np.int32)
+        feats["sentiment"] = tfds.features.Scalar(dtype=np.float32)
+        feats["sentiment_binary"] = tfds.features.Scalar(dtype=np.int32)
+        feats["sarcasm"] = tfds.features.Scalar(dtype=np.int32)
+        return tfds.core.DatasetInfo(
+            builder=self, disable_shuffling=True, description="MulT-layout features (affectjax)",
+            features=tfds.features.FeaturesDict(feats))
+
+    def _read(self, root: str, split: str):
+        from affectjax.data import readers  # pylint: disable=import-outside-toplevel
+
+        kw = dict(self.builder_config.kwargs)
+        path = os.path.join(root, kw.pop("file"))
+        kw.pop("seq_len")
+        return readers.READERS[self.READER](path, split, **kw)
+
+    def _generate_examples(self, root: str, split: str):
+        e = self.info.features["emotion"].shape[0]
+        for i, ex in enumerate(self._read(root, split)):
+            yield i, {
+                "text": ex["text"], "audio": ex["audio"], "visual": ex["visual"],
+                "emotion": np.asarray(ex.get("emotion", np.full(e, -1)), np.int32),
+                "sentiment": np.float32(ex.get("sentiment", 0.0)),
+                "sentiment_binary": np.int32(ex.get("sentiment_binary", -1)),
+                "sarcasm": np.int32(ex.get("sarcasm", -1)),
+            }

@@ -1,0 +1,117 @@
+"""TFDS builders for the procedural data sets: `synthfaces` and `synthaffect`.
+
+Both generate their examples with the random-access generators of `affectjax.data`, so
+a prepared split equals ``[Generator(split, ...)[i] for i in range(n)]`` key for key
+(images round-trip losslessly through PNG). Each distinct set of generation arguments is
+cached under its own config name in the TFDS ``data_dir`` (see `common.make_config`).
+
+Example::
+
+    builder = SynthFacesBuilder(data_dir="~/tensorflow_datasets",
+                                config=SynthFacesBuilder.config_for(domain="wild"))
+    builder.download_and_prepare(file_format="array_record")
+    source = builder.as_data_source("train")
+"""
+
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from affectjax.data.builders import common
+
+SPLITS = ("train", "validation", "test")
+
+
+class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """SynthFaces rendered faces with exact expression, VA, AU, landmark and parsing labels.
+
+    Config kwargs: ``sizes`` (dict split -> number of examples) and every keyword argument
+    of `affectjax.data.synthfaces.SynthFaces` (domain, image_size, seed, label noise, ...).
+    """
+
+    name = "synthfaces"
+    code_path = None  # no checksums file (TFDS would need importlib_resources)
+    VERSION = common.VERSION
+    DEFAULT_SIZES = {"train": 8000, "validation": 1000, "test": 1000}
+
+    @classmethod
+    def config_for(cls, **kwargs: Any) -> common.AffectConfig:
+        """A config for these generation arguments (``sizes`` defaults to DEFAULT_SIZES)."""
+        kwargs.setdefault("sizes", dict(cls.DEFAULT_SIZES))
+        prefix = f"{kwargs.get('domain', 'default')}-{kwargs.get('image_size', 'x')}px"
+        return common.make_config(prefix, kwargs)
+
+    def _source(self, split: str):
+        from affectjax.data.synthfaces import SynthFaces  # pylint: disable=import-outside-toplevel
+
+        kwargs = dict(self.builder_config.kwargs)
+        sizes = kwargs.pop("sizes")
+        return SynthFaces(split, num_examples=int(sizes[split]), **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        probe = self._source("train")
+        example = probe[0]
+        h, w = np.asarray(example["image"]).shape[:2]
+        extra = common.extra_features(example)
+        return tfds.core.DatasetInfo(disable_shuffling=True,
+            builder=self, description="SynthFaces procedural faces (affectjax).",
+            features=common.image_features(h, w, extra))
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        sizes = self.builder_config.kwargs["sizes"]
+        return {split: self._generate_examples(split) for split in SPLITS if sizes.get(split)}
+
+    def _generate_examples(self, split: str):
+        source = self._source(split)
+        h, w = self.info.features["image"].shape[:2]
+        keep = tuple(k for k in self.info.features.keys() if k not in common.IMAGE_KEYS)
+        for i in range(len(source)):
+            yield i, common.fill_image_example(source[i], (h, w), where=f"synthfaces {split} {i}",
+                                               keep=keep)
+
+
+class SynthAffectBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """SynthAffect aligned text/audio/visual sequences (variants iemocap, mosei, mustard).
+
+    Config kwargs: ``variant`` and the keyword arguments of
+    `affectjax.data.synthaffect.SynthAffect` (seed, seq_len, observe_all) plus ``sizes``
+    (dict split -> number of examples; defaults to the variant's sizes).
+    """
+
+    name = "synthaffect"
+    code_path = None  # no checksums file (TFDS would need importlib_resources)
+    VERSION = common.VERSION
+
+    @classmethod
+    def config_for(cls, **kwargs: Any) -> common.AffectConfig:
+        """A config for these generation arguments (``variant`` defaults to "mosei")."""
+        kwargs.setdefault("variant", "mosei")
+        return common.make_config(kwargs["variant"], kwargs)
+
+    def _source(self, split: str):
+        from affectjax.data.synthaffect import SynthAffect  # pylint: disable=g-import-not-at-top
+
+        kwargs = dict(self.builder_config.kwargs)
+        sizes = kwargs.pop("sizes", None) or {}
+        variant = kwargs.pop("variant")
+        return SynthAffect(variant, split, num_examples=sizes.get(split), **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        example = self._source("train")[0]
+        feats = {k: tfds.features.Tensor(shape=v.shape, dtype=v.dtype) if v.ndim
+                 else tfds.features.Scalar(dtype=v.dtype) for k, v in example.items()}
+        return tfds.core.DatasetInfo(disable_shuffling=True,
+            builder=self, description="SynthAffect multimodal sequences (affectjax).",
+            features=tfds.features.FeaturesDict(feats))
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {split: self._generate_examples(split) for split in SPLITS
+                if len(self._source(split))}
+
+    def _generate_examples(self, split: str):
+        source = self._source(split)
+        for i in range(len(source)):
+            yield i, source[i]

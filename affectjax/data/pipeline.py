@@ -1,0 +1,248 @@
+"""Input pipeline: TFDS array_record sources read with grain into numpy batches.
+
+`create_source` prepares a data set once (cached in ``data_dir``) and opens a split as a
+random-access source; `Loader` turns a source into batches:
+
+* training: an infinite stream, reshuffled each epoch from ``(seed, epoch)``, drop
+  remainder, augmentation seeded from ``(seed, step)``; the batch at step ``k`` depends on
+  ``(seed, k)`` only, so ``iterate(start_step=k)`` resumes exactly where an uninterrupted
+  run would be;
+* evaluation: one ordered pass, the last batch padded to ``batch_size`` (copies of the last
+  example), every batch carrying ``valid`` (B,) bool, so a jitted eval step compiles once.
+
+Batches are dicts of numpy arrays: ``image`` float32 NHWC normalised, labels as in the data
+contract (``parsing`` int32), string keys dropped. Reading and preprocessing run in grain
+background threads (``num_threads``), ``prefetch`` batches ahead.
+"""
+
+import math
+import os
+from typing import Any, Iterator, Mapping
+
+import grain
+import ml_collections
+import numpy as np
+
+from affectjax.data import preprocess as pp
+from affectjax.data.builders import DATASETS
+from affectjax.data.builders import MANUAL
+
+Batch = dict[str, np.ndarray]
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The data section of a training config (``config.data``)."""
+    c = ml_collections.ConfigDict()
+    c.name = "synthfaces"  # key of `DATASETS`.
+    c.data_dir = "~/tensorflow_datasets"  # TFDS data dir: prepared sets are cached here.
+    c.manual_dir = ""  # folder with a real set in its original layout (manual builders only).
+    c.image_size = 64  # model input size; stored images are resized to it.
+    # Builder arguments, cached apart per value: synthfaces -> SynthFaces kwargs (domain,
+    # image_size, seed, label noise, ...) and sizes={"train": n, ...}; synthaffect ->
+    # variant, seed, seq_len, sizes; real sets -> image_size (stored) and reader options.
+    c.builder_kwargs = ml_collections.ConfigDict()
+    c.train_split = "train"
+    c.eval_split = "validation"
+    c.mean = (0.485, 0.456, 0.406)  # ImageNet normalisation of images in [0, 1].
+    c.std = (0.229, 0.224, 0.225)
+    c.augment = ml_collections.ConfigDict(dict(
+        enabled=True,  # training batches only.
+        flip_prob=0.5,  # horizontal flip (landmarks and parsing classes swapped).
+        crop_prob=1.0,  # random zoom-in + shift (labels move with the image).
+        scale=0.15,  # zoom drawn from [1, 1 + scale].
+        translate=0.08,  # shift drawn from [-t, t] of the image size.
+        jitter_prob=0.5,  # colour jitter: factors in [1 - s, 1 + s].
+        brightness=0.25, contrast=0.25, saturation=0.25))
+    c.prefetch = 4  # batches prepared ahead in background threads.
+    c.num_threads = 2  # grain reader threads (threads, not processes).
+    return c
+
+
+def get_builder_class(name: str):
+    """The builder class of ``name``; an unknown name lists the choices."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown data set {name!r} (data.name); choices: "
+                       f"{', '.join(sorted(DATASETS))}") from None
+
+
+def _as_dict(value: Any) -> dict:
+    return value.to_dict() if hasattr(value, "to_dict") else dict(value or {})
+
+
+def make_builder(data_config: Mapping[str, Any]):
+    """The TFDS builder of ``data_config`` (not yet prepared)."""
+    cls = get_builder_class(data_config["name"])
+    config = cls.config_for(**_as_dict(data_config.get("builder_kwargs")))
+    data_dir = os.path.expanduser(data_config.get("data_dir") or "~/tensorflow_datasets")
+    return cls(data_dir=data_dir, config=config, file_format="array_record")
+
+
+def prepare(data_config: Mapping[str, Any]):
+    """Prepares the data set once (a no-op when cached) and returns its builder."""
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    builder = make_builder(data_config)
+    if os.path.isdir(builder.data_dir) and builder.info.splits:
+        return builder
+    name = data_config["name"]
+    manual_dir = data_config.get("manual_dir") or ""
+    if name in MANUAL:
+        layout = get_builder_class(name).layout()
+        if not manual_dir or not os.path.isdir(os.path.expanduser(manual_dir)):
+            raise FileNotFoundError(
+                f"data set {name!r} needs data.manual_dir (got {manual_dir!r}): a folder "
+                f"holding the original files laid out as: {layout}")
+        manual_dir = os.path.expanduser(manual_dir)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None))
+    return builder
+
+
+class Source:
+    """A prepared TFDS split as a random-access source of contract examples.
+
+    Scalars come back as 0-d numpy arrays of the feature's dtype; string keys are dropped.
+    """
+
+    def __init__(self, builder, split: str):
+        available = list(builder.info.splits)
+        if split not in available:
+            raise KeyError(f"split {split!r} not in {builder.name}; "
+                           f"choices: {', '.join(available)}")
+        self.builder, self.split = builder, split
+        self._ds = builder.as_data_source(split)
+        feats = builder.info.features
+        self._dtypes = {k: feats[k].np_dtype for k in feats.keys()
+                        if np.dtype(feats[k].np_dtype).kind not in "USO"}
+        self._labels: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def _convert(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(record[k], dtype=d) for k, d in self._dtypes.items()}
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return self._convert(self._ds[int(index)])
+
+    def __getitems__(self, indices) -> list[dict[str, np.ndarray]]:
+        return [self._convert(r) for r in self._ds.__getitems__([int(i) for i in indices])]
+
+    def labels(self, key: str) -> np.ndarray:
+        """All values of ``key`` stacked, read without decoding images or masks (cached)."""
+        if key not in self._labels:
+            import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+            feats = self.builder.info.features
+            skip = {k: tfds.decode.SkipDecoding() for k in ("image", "parsing") if k in feats}
+            ds = self.builder.as_data_source(self.split, decoders=skip)
+            n = len(ds)
+            values = [r[key] for s in range(0, n, 1024) for r in
+                      ds.__getitems__(list(range(s, min(n, s + 1024))))]
+            self._labels[key] = np.asarray(values, dtype=self._dtypes[key])
+        return self._labels[key]
+
+
+def create_source(data_config: Mapping[str, Any], split: str) -> Source:
+    """Prepares ``data_config``'s data set if needed and opens ``split`` as a `Source`."""
+    return Source(prepare(data_config), split)
+
+
+def read_examples(source, indices) -> list[dict[str, np.ndarray]]:
+    """Reads ``source[i]`` for each index, in one batched call when the source has one."""
+    if hasattr(source, "__getitems__"):
+        return list(source.__getitems__(list(indices)))
+    return [source[int(i)] for i in indices]
+
+
+def stack(examples: list[Mapping[str, Any]]) -> Batch:
+    """Stacks examples into a batch (numeric keys only)."""
+    keys = [k for k, v in examples[0].items() if np.asarray(v).dtype.kind not in "USO"]
+    return {k: np.stack([np.asarray(e[k]) for e in examples]) for k in keys}
+
+
+def class_counts(source, key: str = "expr", num_classes: int = 8) -> np.ndarray:
+    """Per-class counts of an integer label over a source (-1 and other negatives ignored).
+
+    A `Source` reads the labels without decoding images (cached per source).
+    """
+    if isinstance(source, Source):
+        labels = source.labels(key)
+    else:
+        labels = np.array([np.asarray(source[i][key]) for i in range(len(source))])
+    labels = np.asarray(labels).reshape(-1)
+    labels = labels[labels >= 0]
+    if labels.size and labels.max() >= num_classes:
+        raise ValueError(f"class_counts: label {labels.max()} in {key!r} "
+                         f">= num_classes={num_classes}")
+    return np.bincount(labels, minlength=num_classes).astype(np.int64)
+
+
+class Loader:
+    """Batches of a source for training (infinite, resumable) or evaluation (one padded pass).
+
+    Args:
+        source: any random-access source (``__len__``, ``__getitem__``).
+        batch_size: examples per batch.
+        shuffle: reshuffle every epoch (training).
+        seed: shuffle and augmentation seed.
+        train: training stream (drop remainder, augmentation) or evaluation pass.
+        data_config: `default_config()`-like mapping (image_size, mean, std, augment,
+            prefetch, num_threads); defaults to `default_config()`.
+    """
+
+    def __init__(self, source, *, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 train: bool = True, data_config: Mapping[str, Any] | None = None):
+        cfg = default_config() if data_config is None else data_config
+        n = len(source)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if train and n < batch_size:
+            raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples")
+        self.source, self.batch_size, self.shuffle, self.seed, self.train = (
+            source, batch_size, shuffle, int(seed) % 2**32, train)
+        self.image_size = int(cfg["image_size"])
+        self.mean, self.std = tuple(cfg["mean"]), tuple(cfg["std"])
+        aug = _as_dict(cfg["augment"])
+        self.augment = aug if train and aug.pop("enabled", True) else None
+        self.read_options = grain.ReadOptions(num_threads=int(cfg["num_threads"]),
+                                              prefetch_buffer_size=int(cfg["prefetch"]))
+        self.steps_per_epoch = n // batch_size if train else math.ceil(n / batch_size)
+
+    def _finish(self, batch: Batch, rng: np.random.Generator | None) -> Batch:
+        return pp.preprocess(batch, image_size=self.image_size, mean=self.mean, std=self.std,
+                             augment=self.augment, rng=rng)
+
+    def _train_batch(self, indices: np.ndarray, rng: np.random.Generator) -> Batch:
+        batch = self._finish(stack(read_examples(self.source, indices)), rng)
+        batch["valid"] = np.ones(len(indices), bool)
+        return batch
+
+    def train_dataset(self) -> grain.MapDataset:
+        """The infinite training stream as a grain MapDataset indexed by step."""
+        ds = grain.MapDataset.range(len(self.source))
+        if self.shuffle:
+            ds = ds.shuffle(seed=self.seed)
+        ds = ds.batch(self.batch_size, drop_remainder=True).repeat()
+        return ds.random_map(self._train_batch, seed=self.seed)
+
+    def iterate(self, start_step: int = 0) -> Iterator[Batch]:
+        """Training batches from ``start_step`` on (infinite), prefetched in the background."""
+        if not self.train:
+            raise ValueError("iterate() is for train=True loaders; use eval_batches()")
+        ds = self.train_dataset()[int(start_step):]
+        return iter(ds.to_iter_dataset(self.read_options))
+
+    def _eval_batch(self, b: int) -> Batch:
+        n, bs = len(self.source), self.batch_size
+        idx = np.arange(b * bs, (b + 1) * bs)
+        batch = self._finish(stack(read_examples(self.source, np.minimum(idx, n - 1))), None)
+        batch["valid"] = idx < n
+        return batch
+
+    def eval_batches(self) -> Iterator[Batch]:
+        """One ordered pass; the last batch padded to ``batch_size``, ``valid`` marks real rows."""
+        ds = grain.MapDataset.range(self.steps_per_epoch).map(self._eval_batch)
+        return iter(ds.to_iter_dataset(self.read_options))
