@@ -1,7 +1,8 @@
 """Dynamic Weight Average (DWA) and the epoch-level loss history it reads.
 
 Liu, Johns and Davison, "End-to-end multi-task learning with attention", CVPR 2019,
-eq. 1, as implemented by LibMTL's `DWA` (the EMA paper's baseline, PAPERS.md §5):
+the Dynamic Weight Average equation of §3, reproduced here as implemented by LibMTL's
+`DWA` (the EMA paper's baseline, PAPERS.md §5):
 
     r_k(e) = Lbar_k(e - 1) / Lbar_k(e - 2),
     w_k(e) = K exp(r_k(e) / T) / sum_j exp(r_j(e) / T),      T = 2,
@@ -101,7 +102,7 @@ def training_rates(history: EpochLossHistory) -> tuple[jax.Array, jax.Array]:
 
 
 def dwa_weights(rates: jax.Array, ready: jax.Array, temperature: float) -> jax.Array:
-    """K softmax(r / T) once `ready`, else ones (Liu et al. 2019, eq. 1)."""
+    """K softmax(r / T) once `ready`, else ones (Liu et al. 2019, DWA)."""
     num_tasks = rates.shape[0]
     weights = num_tasks * jax.nn.softmax(rates / temperature)
     return jnp.where(ready, weights, jnp.ones_like(weights))
@@ -114,7 +115,7 @@ class DWAState(NamedTuple):
 
 
 def dwa(temperature: float = 2.0) -> base.Balancer:
-    """Dynamic Weight Average (Liu et al. 2019, eq. 1; LibMTL `DWA`).
+    """Dynamic Weight Average (Liu et al. 2019; LibMTL `DWA`).
 
     Args:
       temperature: the softmax temperature T (paper and LibMTL: 2).

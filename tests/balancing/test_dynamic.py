@@ -1,4 +1,4 @@
-"""DWA against epoch-mean ratios computed in float64 numpy (Liu et al. 2019, eq. 1)."""
+"""DWA against epoch-mean ratios computed in float64 numpy (Liu et al. 2019)."""
 
 import numpy as np
 import pytest
