@@ -7,6 +7,8 @@ is in each reader's docstring).  Bad input raises `DataFormatError`; skipping is
 with ``on_error="skip"`` and is counted in the absl log.
 
 Each reader has a cheap ``count_*`` twin that counts listed items without decoding images.
+``python -m affectjax.data.readers --reader=NAME --path=PATH --split=SPLIT`` checks a
+layout and prints a label summary.
 """
 
 from collections.abc import Callable

@@ -152,7 +152,7 @@ def read_multimodal_pickle(path: str, split: str, *, dataset: str = "auto",
 
     def build(i: int) -> c.Example:
         at = f"{path}: split {_SPLIT_KEY[split]!r} item {i}: field 'labels'"
-        example = {MODALITIES[f]: arrays[f][i] for f in MODALITIES}
+        example = {MODALITIES[f]: np.array(arrays[f][i]) for f in MODALITIES}
         labels = arrays["labels"][i]
         if not np.all(np.isfinite(labels)):
             raise c.DataFormatError(f"{at}: non-finite label {labels.reshape(-1).tolist()}")

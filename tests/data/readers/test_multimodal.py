@@ -8,7 +8,7 @@ import pytest
 
 from affectjax.data.readers import DataFormatError, count_multimodal_pickle, read_multimodal_pickle
 
-S = 5  # the real files use 50 steps; the reader does not care
+S = 50  # sequence length of the released pickles
 
 
 def _split(rng, labels, ids=None):
@@ -99,7 +99,7 @@ def test_bad_input(tmp_path):
     part = _split(rng, np.array([[[1.0]], [[0.5]]]))
     part["vision"] = part["vision"][:1]
     _dump(path, {"train": part})
-    with pytest.raises(DataFormatError, match=r"field 'vision' has shape \(1, 5, 35\)"):
+    with pytest.raises(DataFormatError, match=r"field 'vision' has shape \(1, 50, 35\)"):
         read_multimodal_pickle(path, "train")
     _dump(path, {"train": _split(rng, np.zeros((1, 6)))})
     with pytest.raises(DataFormatError, match=r"field 'labels': shape \(1, 6\) matches no"):
