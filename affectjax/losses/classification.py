@@ -5,6 +5,7 @@ of affectjax). Reductions are masked means that give 0 with finite gradients whe
 item is masked.
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -72,8 +73,13 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
             f"labels shape {labels.shape} must equal logits shape without the class axis "
             f"{logits.shape[:-1]}"
         )
+    _checks.check_labels_in_range(labels, logits.shape[-1], "labels")
+    return _softmax_cross_entropy(logits, labels)
+
+
+@jax.jit
+def _softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     num_classes = logits.shape[-1]
-    _checks.check_labels_in_range(labels, num_classes, "labels")
     valid = labels >= 0
     in_range = (labels >= -1) & (labels < num_classes)
     safe = jnp.where(valid & in_range, labels, 0)
@@ -126,22 +132,36 @@ def weighted_cross_entropy(
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    per_item = softmax_cross_entropy(logits, labels)
+    logits = _checks.as_float(logits, "logits")
     labels = _checks.as_int(labels, "labels")
+    per_item = softmax_cross_entropy(logits, labels)
     # Out-of-range labels stay "valid" so their NaN reaches the result.
     valid = labels != -1
     if where is not None:
         valid &= _checks.as_mask(where, labels.shape)
-    weight = valid.astype(per_item.dtype)
-    count = weight.sum()
     if class_weights is not None:
         class_weights = _checks.as_float(class_weights, "class_weights")
-        num_classes = jnp.shape(logits)[-1]
+        num_classes = logits.shape[-1]
         if class_weights.shape != (num_classes,):
             raise ValueError(
                 f"class_weights must have shape ({num_classes},), got {class_weights.shape}"
             )
-        index = jnp.clip(labels, 0, num_classes - 1)
+    return _weighted_mean(per_item, labels, valid, class_weights, normalize=normalize)
+
+
+@functools.partial(jax.jit, static_argnames="normalize")
+def _weighted_mean(
+    per_item: jax.Array,
+    labels: jax.Array,
+    valid: jax.Array,
+    class_weights: jax.Array | None,
+    *,
+    normalize: str,
+) -> jax.Array:
+    weight = valid.astype(per_item.dtype)
+    count = weight.sum()
+    if class_weights is not None:
+        index = jnp.clip(labels, 0, class_weights.shape[0] - 1)
         weight = weight * class_weights[index]
     total = jnp.where(valid, weight * per_item, 0).sum()
     den = weight.sum() if normalize == "weights" else count
@@ -192,23 +212,38 @@ def sigmoid_binary_cross_entropy(
     _checks.check_same_shape(logits, labels, "logits", "labels")
     values = _checks.concrete(labels)
     if values is not None and ((values < -1) | (values > 1)).any():
-        raise ValueError(f"labels must be 0, 1 or -1 (missing), found {values.min()}..{values.max()}")
+        raise ValueError(
+            f"labels must be 0, 1 or -1 (missing), found {values.min()}..{values.max()}"
+        )
     num_classes = logits.shape[-1]
     valid = labels >= 0
     if where is not None:
         valid &= _checks.as_mask(where, labels.shape)
-    y = (labels == 1).astype(logits.dtype)
-    pos_term = y * jax.nn.softplus(-logits)
-    neg_term = (1 - y) * jax.nn.softplus(logits)
+    weights = []
     for name, weight in (("pos_weight", pos_weight), ("neg_weight", neg_weight)):
         if weight is not None:
             weight = _checks.as_float(weight, name)
             if weight.shape != (num_classes,):
                 raise ValueError(f"{name} must have shape ({num_classes},), got {weight.shape}")
-            if name == "pos_weight":
-                pos_term = pos_term * weight
-            else:
-                neg_term = neg_term * weight
+        weights.append(weight)
+    return _binary_cross_entropy(logits, labels, valid, *weights)
+
+
+@jax.jit
+def _binary_cross_entropy(
+    logits: jax.Array,
+    labels: jax.Array,
+    valid: jax.Array,
+    pos_weight: jax.Array | None,
+    neg_weight: jax.Array | None,
+) -> jax.Array:
+    y = (labels == 1).astype(logits.dtype)
+    pos_term = y * jax.nn.softplus(-logits)
+    neg_term = (1 - y) * jax.nn.softplus(logits)
+    if pos_weight is not None:
+        pos_term = pos_term * pos_weight
+    if neg_weight is not None:
+        neg_term = neg_term * neg_weight
     loss = jnp.where(valid, pos_term + neg_term, 0)
     return _checks.safe_divide(loss.sum(), valid.sum().astype(loss.dtype))
 

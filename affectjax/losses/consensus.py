@@ -8,6 +8,7 @@ stacked parameters; the gradient of `cct_loss` flows into every network on both 
 of each KL term (no stop-gradient, as in the authors' code).
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -45,6 +46,13 @@ def kl_div(p_logits: Any, q_logits: Any, *, axis: int = -1) -> jax.Array:
     q_logits = _checks.as_float(q_logits, "q_logits")
     _checks.check_min_rank(p_logits, "p_logits", 1)
     _checks.check_same_shape(p_logits, q_logits, "p_logits", "q_logits")
+    if not -p_logits.ndim <= axis < p_logits.ndim:
+        raise ValueError(f"axis {axis} is out of range for p_logits of shape {p_logits.shape}")
+    return _kl_div(p_logits, q_logits, axis=axis % p_logits.ndim)
+
+
+@functools.partial(jax.jit, static_argnames="axis")
+def _kl_div(p_logits: jax.Array, q_logits: jax.Array, *, axis: int) -> jax.Array:
     log_p = jax.nn.log_softmax(p_logits, axis=axis)
     log_q = jax.nn.log_softmax(q_logits, axis=axis)
     return (jnp.exp(log_p) * (log_p - log_q)).sum(axis)
@@ -93,6 +101,11 @@ def kl_consensus(stacked_logits: Any, *, where: Any | None = None) -> jax.Array:
     """
     stacked_logits = _check_stacked(stacked_logits)
     mask = _batch_mask(where, stacked_logits.shape[1])
+    return _kl_consensus(stacked_logits, mask)
+
+
+@jax.jit
+def _kl_consensus(stacked_logits: jax.Array, mask: jax.Array) -> jax.Array:
     log_p = jax.nn.log_softmax(stacked_logits, axis=-1)
     # pair[k, j, b] = KL(p_k || p_j); the diagonal is exactly 0 (log_p - log_p).
     pair = (jnp.exp(log_p)[:, None] * (log_p[:, None] - log_p[None, :])).sum(-1)
@@ -146,11 +159,23 @@ def cct_loss(
     if lam.ndim != 0:
         raise ValueError(f"lam must be a scalar, got shape {lam.shape}")
     mask = _batch_mask(where, batch)
-    labelled = (labels != -1) & mask
     per_item = softmax_cross_entropy(
         stacked_logits, jnp.broadcast_to(labels, (num_nets, batch))
     )
+    return _cct_loss(stacked_logits, per_item, labels, mask, lam, scale)
+
+
+@jax.jit
+def _cct_loss(
+    stacked_logits: jax.Array,
+    per_item: jax.Array,
+    labels: jax.Array,
+    mask: jax.Array,
+    lam: jax.Array,
+    scale: Any,
+) -> jax.Array:
+    labelled = (labels != -1) & mask
     per_net = jnp.where(labelled, per_item, 0).sum(-1)
     supervised = _checks.safe_divide(per_net.sum(), labelled.sum().astype(per_net.dtype))
-    consensus = kl_consensus(stacked_logits, where=mask)
+    consensus = _kl_consensus(stacked_logits, mask)
     return scale * ((1 - lam) * supervised + lam * consensus)

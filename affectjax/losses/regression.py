@@ -4,6 +4,7 @@ CCC (Lin, 1989) is the ABAW metric for valence and arousal and, as `1 - CCC`, th
 term of the MT-EmotiEffNet loss (Savchenko, ABAW4 2022, eq. 1).
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -65,7 +66,13 @@ def ccc(
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis {axis} is out of range for x of shape {x.shape}")
     mask = jnp.ones(x.shape, bool) if where is None else _checks.as_mask(where, x.shape)
+    return _ccc(x, y, mask, eps, axis=axis % x.ndim, ddof=ddof)
 
+
+@functools.partial(jax.jit, static_argnames=("axis", "ddof"))
+def _ccc(
+    x: jax.Array, y: jax.Array, mask: jax.Array, eps: Any, *, axis: int, ddof: int
+) -> jax.Array:
     w = mask.astype(x.dtype)
     x = jnp.where(mask, x, 0)  # NaN/inf in masked items must not leak into the sums.
     y = jnp.where(mask, y, 0)
