@@ -26,50 +26,74 @@ SPLITS = ("train", "validation", "test")
 class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """SynthFaces rendered faces with exact expression, VA, AU, landmark and parsing labels.
 
-    Config kwargs: ``sizes`` (dict split -> number of examples) and every keyword argument
-    of `affectjax.data.synthfaces.SynthFaces` (domain, image_size, seed, label noise, ...).
+    Config kwargs: ``sizes`` (dict split -> number of examples) and the keyword arguments
+    of `affectjax.data.synthfaces.SynthFaces` (``domain``, ``image_size``, ``seed``,
+    ``label_noise``). SynthFaces example ``i`` depends on (seed, domain, i) only, so the
+    splits are consecutive index ranges of one SynthFaces of length ``sum(sizes)``:
+    train ``[0, n_train)``, then validation, then test — disjoint and each reproducible.
     """
 
     name = "synthfaces"
     code_path = None  # no checksums file (TFDS would need importlib_resources)
     VERSION = common.VERSION
     DEFAULT_SIZES = {"train": 8000, "validation": 1000, "test": 1000}
+    CHUNK = 256  # examples rendered per vectorised call.
 
     @classmethod
     def config_for(cls, **kwargs: Any) -> common.AffectConfig:
         """A config for these generation arguments (``sizes`` defaults to DEFAULT_SIZES)."""
         kwargs.setdefault("sizes", dict(cls.DEFAULT_SIZES))
-        prefix = f"{kwargs.get('domain', 'default')}-{kwargs.get('image_size', 'x')}px"
+        kwargs["sizes"] = {k: int(v) for k, v in dict(kwargs["sizes"]).items()}
+        unknown = set(kwargs["sizes"]) - set(SPLITS)
+        if unknown:
+            raise KeyError(f"builder_kwargs.sizes: unknown splits {sorted(unknown)}; "
+                           f"choices: {list(SPLITS)}")
+        prefix = f"{kwargs.get('domain', 'studio')}-{kwargs.get('image_size', 64)}px"
         return common.make_config(prefix, kwargs)
 
-    def _source(self, split: str):
-        from affectjax.data.synthfaces import SynthFaces  # pylint: disable=import-outside-toplevel
+    @classmethod
+    def split_ranges(cls, sizes: dict[str, int]) -> dict[str, range]:
+        """The SynthFaces index range of each split."""
+        out, start = {}, 0
+        for split in SPLITS:
+            n = int(sizes.get(split, 0))
+            out[split] = range(start, start + n)
+            start += n
+        return out
+
+    def generator(self):
+        """The `SynthFaces` instance behind every split."""
+        from affectjax.data.synthfaces import SynthFaces  # pylint: disable=g-import-not-at-top
 
         kwargs = dict(self.builder_config.kwargs)
         sizes = kwargs.pop("sizes")
-        return SynthFaces(split, num_examples=int(sizes[split]), **kwargs)
+        return SynthFaces(max(1, sum(sizes.values())), **kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        probe = self._source("train")
-        example = probe[0]
+        example = self.generator()[0]
         h, w = np.asarray(example["image"]).shape[:2]
-        extra = common.extra_features(example)
-        return tfds.core.DatasetInfo(disable_shuffling=True,
-            builder=self, description="SynthFaces procedural faces (affectjax).",
-            features=common.image_features(h, w, extra))
+        return tfds.core.DatasetInfo(
+            builder=self, disable_shuffling=True,
+            description="SynthFaces procedural faces (affectjax).",
+            features=common.image_features(h, w, common.extra_features(example)))
 
     def _split_generators(self, dl_manager):
         del dl_manager
-        sizes = self.builder_config.kwargs["sizes"]
-        return {split: self._generate_examples(split) for split in SPLITS if sizes.get(split)}
+        ranges = self.split_ranges(self.builder_config.kwargs["sizes"])
+        return {split: self._generate_examples(split, r) for split, r in ranges.items() if r}
 
-    def _generate_examples(self, split: str):
-        source = self._source(split)
+    def _generate_examples(self, split: str, indices: range):
+        source = self.generator()
         h, w = self.info.features["image"].shape[:2]
         keep = tuple(k for k in self.info.features.keys() if k not in common.IMAGE_KEYS)
-        for i in range(len(source)):
-            yield i, common.fill_image_example(source[i], (h, w), where=f"synthfaces {split} {i}",
-                                               keep=keep)
+        for start in range(0, len(indices), self.CHUNK):
+            chunk = indices[start:start + self.CHUNK]
+            batch = source.batch(list(chunk))
+            for j, i in enumerate(chunk):
+                example = {k: v[j] for k, v in batch.items()}
+                yield i - indices.start, common.fill_image_example(
+                    example, (h, w), where=f"synthfaces {split} item {i - indices.start}",
+                    keep=keep)
 
 
 class SynthAffectBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
