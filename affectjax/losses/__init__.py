@@ -5,10 +5,7 @@ give 0 with finite gradients when everything is masked. Integer labels use -1 fo
 missing. Every function works under `jax.jit`, `jax.vmap` and `jax.grad`.
 """
 
-from affectjax.losses.classification import balanced_pos_weight
-from affectjax.losses.classification import class_balanced_weights
 from affectjax.losses.classification import sigmoid_binary_cross_entropy
-from affectjax.losses.classification import sklearn_balanced_weights
 from affectjax.losses.classification import softmax_cross_entropy
 from affectjax.losses.classification import weighted_cross_entropy
 from affectjax.losses.consensus import cct_loss
@@ -18,6 +15,9 @@ from affectjax.losses.emotieffnet import emotieffnet_loss
 from affectjax.losses.regression import ccc
 from affectjax.losses.regression import ccc_loss
 from affectjax.losses.regression import va_ccc_loss
+from affectjax.losses.weights import balanced_pos_weight
+from affectjax.losses.weights import class_balanced_weights
+from affectjax.losses.weights import sklearn_balanced_weights
 
 __all__ = [
     "balanced_pos_weight",

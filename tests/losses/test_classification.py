@@ -1,7 +1,6 @@
 """Cross-entropy and BCE losses against float64 NumPy and PyTorch references."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -160,7 +159,9 @@ def test_degenerate_inputs():
         def f(z):
             return losses.weighted_cross_entropy(
                 z, labels, class_weights=np.array([1.0, 2.0, 3.0], np.float32), where=where
-            ) + losses.sigmoid_binary_cross_entropy(z, np.zeros((6, 3), np.int32), where=where[:, None])
+            ) + losses.sigmoid_binary_cross_entropy(
+                z, np.zeros((6, 3), np.int32), where=where[:, None]
+            )
 
         return jax.jit(jax.value_and_grad(f))(logits)
 

@@ -5,11 +5,11 @@ import doctest
 import pytest
 
 from affectjax import schedules
-from affectjax.losses import classification, consensus, emotieffnet, regression
+from affectjax.losses import classification, consensus, emotieffnet, regression, weights
 
 
 @pytest.mark.parametrize(
-    "module", [classification, consensus, emotieffnet, regression, schedules],
+    "module", [classification, consensus, emotieffnet, regression, weights, schedules],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
