@@ -1,0 +1,34 @@
+"""The trainer: train state, optimizers, step factories, methods and the training loop.
+
+    from affectjax import train
+    train.run(config, workdir)                 # the CLI entry (one-line errors, exit 2)
+    train.train_and_evaluate(config, workdir)  # the same, raising `train.UserError`
+
+Pieces for custom loops: `TrainState`, `create_train_state`, `build_optimizer`,
+`make_train_step`, `make_eval_step`, `METHODS`, `Checkpointer`, `evaluate`.
+"""
+
+from affectjax.train.checkpoint import Checkpointer
+from affectjax.train.errors import ConfigError
+from affectjax.train.errors import DataError
+from affectjax.train.errors import NonFiniteLossError
+from affectjax.train.errors import UserError
+from affectjax.train.evaluation import evaluate
+from affectjax.train.loop import run
+from affectjax.train.loop import train_and_evaluate
+from affectjax.train.methods import METHODS
+from affectjax.train.methods import Method
+from affectjax.train.methods import get_method
+from affectjax.train.optim import build_optimizer
+from affectjax.train.setup import setup_run
+from affectjax.train.state import TrainState
+from affectjax.train.state import create_train_state
+from affectjax.train.steps import make_eval_step
+from affectjax.train.steps import make_train_step
+
+__all__ = [
+    "Checkpointer", "ConfigError", "DataError", "METHODS", "Method", "NonFiniteLossError",
+    "TrainState", "UserError", "build_optimizer", "create_train_state", "evaluate",
+    "get_method", "make_eval_step", "make_train_step", "run", "setup_run",
+    "train_and_evaluate",
+]

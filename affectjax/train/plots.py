@@ -1,0 +1,114 @@
+"""PNG plots of a run: learning curves, confusion matrix, valence/arousal scatter.
+
+Matplotlib with the non-interactive Agg backend, so plots work on headless machines.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+
+def _series(records: Sequence[Mapping[str, Any]], split: str, key: str):
+    points = [(r["step"], r[key]) for r in records
+              if r.get("split") == split and isinstance(r.get(key), (int, float))]
+    return ([p[0] for p in points], [p[1] for p in points]) if points else None
+
+
+def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
+                eval_keys: Sequence[str] = ("expr_f1", "va_ccc", "ccc_valence",
+                                            "ccc_arousal", "score")) -> str:
+    """Training losses (left) and evaluation metrics (right) against the step.
+
+    Args:
+      records: ``metrics.jsonl`` records.
+      path: output PNG.
+      eval_keys: evaluation metrics to draw (those present).
+
+    Returns:
+      `path`.
+    """
+    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.8))
+    loss_keys = sorted({k for r in records if r.get("split") == "train" for k in r
+                        if k == "loss" or k.startswith("loss/")})
+    for key in loss_keys:
+        series = _series(records, "train", key)
+        if series:
+            ax_loss.plot(*series, label=key, lw=2 if key == "loss" else 1)
+    ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
+    for key in eval_keys:
+        series = _series(records, "eval", key)
+        if series:
+            ax_eval.plot(*series, marker="o", ms=3, label=key)
+    ax_eval.set(xlabel="step", title="validation")
+    for ax in (ax_loss, ax_eval):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: str) -> str:
+    """Row-normalised confusion matrix (rows true, columns predicted) with counts."""
+    cm = np.asarray(cm)
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = list(class_names)[: cm.shape[0]]
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title="expression confusion matrix")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_va_scatter(pred: np.ndarray, true: np.ndarray, path: str, *,
+                    ccc: Sequence[float] | None = None) -> str:
+    """Predicted against true valence and arousal, with the identity line."""
+    pred, true = np.asarray(pred), np.asarray(true)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    for k, (ax, name) in enumerate(zip(axes, ("valence", "arousal"))):
+        ax.scatter(true[:, k], pred[:, k], s=4, alpha=0.4)
+        ax.plot([-1, 1], [-1, 1], "k--", lw=1)
+        title = name if ccc is None else f"{name} (CCC {ccc[k]:.3f})"
+        ax.set(xlabel=f"true {name}", ylabel=f"predicted {name}", title=title,
+               xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_plots(workdir: str, records: Sequence[Mapping[str, Any]],
+                scalars: Mapping[str, float], arrays: Mapping[str, np.ndarray],
+                class_names: Sequence[str]) -> list[str]:
+    """Writes every plot the run has data for into ``workdir/plots``; returns the paths."""
+    out = os.path.join(workdir, "plots")
+    os.makedirs(out, exist_ok=True)
+    paths = [plot_curves(records, os.path.join(out, "curves.png"))]
+    if "confusion_matrix" in arrays:
+        paths.append(plot_confusion(arrays["confusion_matrix"], class_names,
+                                    os.path.join(out, "confusion_matrix.png")))
+    if "va_pred" in arrays and len(arrays["va_pred"]):
+        ccc = (scalars["ccc_valence"], scalars["ccc_arousal"]) if "ccc_valence" in scalars else None
+        paths.append(plot_va_scatter(arrays["va_pred"], arrays["va_true"],
+                                     os.path.join(out, "va_scatter.png"), ccc=ccc))
+    return paths

@@ -1,0 +1,230 @@
+"""Everything a run needs before its first step, built from the config.
+
+`setup_run` resolves the names in the config (method, model, balancer, data set,
+optimizer), opens the data, initialises the model (or starts from a converted checkpoint,
+``config.init_from``), lays out the phases and places the state on the device mesh. It is
+the only place where a bad config can fail, and `user_errors` turns those failures into
+one-line `ConfigError`s (set ``AFFECTJAX_DEBUG=1`` to keep the traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import sys
+from typing import Any, Callable, Iterator
+
+import jax
+import numpy as np
+
+from affectjax.train import optim
+from affectjax.train import sharding
+from affectjax.train import steps as steps_lib
+from affectjax.train.errors import ConfigError, DataError, UserError, one_line
+from affectjax.train.methods import EXPRESSIONS, Method, get_method
+from affectjax.train.state import TrainState, create_train_state
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raises registry and validation errors as one-line `UserError`s."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        if os.environ.get("AFFECTJAX_DEBUG"):
+            raise
+        raise DataError(one_line(exc)) from exc
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        if os.environ.get("AFFECTJAX_DEBUG"):
+            raise
+        raise ConfigError(one_line(exc)) from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of training: global steps ``[start, end)``."""
+
+    index: int
+    name: str
+    start: int
+    end: int
+    learning_rate: float
+    trainable: tuple[str, ...]
+    lr_multipliers: dict[str, float]
+
+
+@dataclasses.dataclass
+class RunSetup:
+    """The resolved run (see `setup_run`)."""
+
+    method: Method
+    model: Any
+    balancer: Any
+    loss_fn: Callable[..., Any]
+    phases: list[Phase]
+    state: TrainState
+    group_labels: Any
+    rng: jax.Array
+    mesh: Any
+    shard: Callable[[Any], Any]
+    train_loader: Any
+    eval_loader: Any
+    batch_size: int
+    steps_per_epoch: int
+    eval_step: Callable[..., Any]
+    optimizer_config: Any
+    class_names: tuple[str, ...]
+
+    def phase_optimizer(self, phase: Phase, balancer_params: Any):
+        """``(tx, schedule)`` of `phase`."""
+        labels = optim.trainable_labels(self.group_labels, balancer_params, phase.trainable)
+        return optim.build_optimizer(
+            self.optimizer_config, learning_rate=phase.learning_rate, labels=labels,
+            steps_per_epoch=self.steps_per_epoch, total_steps=phase.end - phase.start,
+            lr_multipliers=phase.lr_multipliers)
+
+    def make_train_step(self, phase: Phase) -> Callable[..., Any]:
+        """The jitted train step of `phase` (traced once)."""
+        _, schedule = self.phase_optimizer(phase, self.state.balancer_params)
+        step = steps_lib.make_train_step(
+            self.loss_fn, self.balancer, task_names=self.method.task_names,
+            steps_per_epoch=self.steps_per_epoch, schedule=schedule,
+            phase_start=phase.start, inputs_fn=self.method.inputs_fn)
+        return steps_lib.jit_train_step(step, state_sharding=sharding.replicated(self.mesh),
+                                        data_sharding=sharding.data_sharding(self.mesh))
+
+
+def build_phase_optimizer(run: RunSetup, state: TrainState, phase: Phase) -> TrainState:
+    """`state` with `phase`'s optimizer and a fresh optimizer state, replicated."""
+    tx, _ = run.phase_optimizer(phase, state.balancer_params)
+    return sharding.replicate(state.with_optimizer(tx), sharding.replicated(run.mesh))
+
+
+def _positive_int(config: Any, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"config.{key} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def build_phases(config: Any, groups: tuple[str, ...], steps_per_epoch: int) -> list[Phase]:
+    """Lays out ``config.phase_order`` over global steps."""
+    order = config.phase_order
+    if isinstance(order, str):
+        order = tuple(s.strip() for s in order.split(",") if s.strip())
+    phases, start = [], 0
+    for name in order:
+        if name not in config.phases:
+            raise ConfigError(f"config.phase_order names {name!r}, which is not in "
+                              f"config.phases ({sorted(config.phases.keys())})")
+        cfg = config.phases[name]
+        epochs = cfg.epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs < 0:
+            raise ConfigError(f"config.phases.{name}.epochs must be >= 0, got {epochs!r}")
+        num = int(round(epochs * steps_per_epoch))
+        if num == 0:
+            continue
+        lr = cfg.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise ConfigError(f"config.phases.{name}.learning_rate must be > 0, got {lr!r}")
+        mults = dict(cfg.get("lr_multipliers", {}) or {})
+        phases.append(Phase(len(phases), name, start, start + num, float(lr),
+                            optim.parse_trainable(cfg.get("trainable", "all"), groups), mults))
+        start += num
+    if not phases:
+        raise ConfigError("no training steps: every phase in config.phase_order has 0 epochs")
+    return phases
+
+
+def _merge_pretrained(variables: dict[str, Any], path: str) -> dict[str, Any]:
+    """Replaces initial arrays by those of a converted checkpoint where paths and shapes match."""
+    from affectjax import convert  # pylint: disable=import-outside-toplevel
+    if not os.path.isdir(path):
+        raise DataError(f"config.init_from: no converted checkpoint directory at {path}")
+    loaded = convert.load_converted(path)
+    flat_loaded = dict(jax.tree_util.tree_leaves_with_path(loaded))
+    used, skipped = 0, []
+
+    def pick(key_path, value):
+        nonlocal used
+        other = flat_loaded.get(key_path)
+        if other is not None and np.shape(other) == np.shape(value):
+            used += 1
+            return np.asarray(other, dtype=np.asarray(value).dtype)
+        skipped.append(jax.tree_util.keystr(key_path))
+        return value
+
+    merged = jax.tree_util.tree_map_with_path(pick, variables)
+    if used == 0:
+        raise DataError(f"config.init_from: no array of {path} matches the model's parameters")
+    print(f"init_from {path}: {used} arrays loaded, {len(skipped)} kept from the random init"
+          + (f" ({', '.join(skipped[:4])}{', ...' if len(skipped) > 4 else ''})" if skipped else ""),
+          file=sys.stderr)
+    return merged
+
+
+def setup_run(config: Any, workdir: str) -> RunSetup:
+    """Resolves `config` into a ready-to-train `RunSetup` (see the module docstring)."""
+    del workdir
+    if config.get("distributed", False):
+        jax.distributed.initialize()
+    from affectjax import balancing  # pylint: disable=import-outside-toplevel
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    method = get_method(config.method)
+    batch_size = _positive_int(config, "batch_size", config.batch_size)
+    eval_batch_size = config.get("eval_batch_size", 0) or batch_size
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(batch_size, mesh)
+    sharding.check_batch_size(eval_batch_size, mesh)
+
+    train_source = pipeline.create_source(config.data, config.data.train_split)
+    eval_source = pipeline.create_source(config.data, config.data.eval_split)
+    train_loader = pipeline.Loader(train_source, batch_size=batch_size, shuffle=True,
+                                   seed=config.seed, train=True, data_config=config.data)
+    eval_loader = pipeline.Loader(eval_source, batch_size=eval_batch_size, shuffle=False,
+                                  seed=config.seed, train=False, data_config=config.data)
+    steps_per_epoch = config.get("steps_per_epoch", 0) or train_loader.steps_per_epoch
+    if steps_per_epoch <= 0:
+        raise DataError(f"the training split has fewer than batch_size={batch_size} examples")
+
+    model = method.build_model(config)
+    bcfg = dict(config.balancer)
+    balancer = balancing.create(bcfg.pop("name"), **bcfg)
+    loss_fn = method.make_loss(config, train_source)
+
+    root = jax.random.PRNGKey(config.seed)
+    init_rng, rng = jax.random.split(root)
+    sample = next(iter(eval_loader.eval_batches()))
+    sample = {k: np.asarray(v)[:1] for k, v in sample.items()
+              if np.asarray(v).dtype.kind in "biuf"}
+    init = jax.jit(functools.partial(model.init, train=False))
+    variables = jax.device_get(init(init_rng, *method.inputs_fn(sample)))
+    if config.get("init_from", ""):
+        variables = _merge_pretrained(dict(variables), config.init_from)
+
+    group_labels = method.param_groups(variables["params"])
+    phases = build_phases(config, method.groups, steps_per_epoch)
+    num_tasks = len(method.task_names)
+    balancer_params = balancer.init_params(num_tasks)
+    run = RunSetup(
+        method=method, model=model, balancer=balancer, loss_fn=loss_fn, phases=phases,
+        state=None, group_labels=group_labels, rng=None, mesh=mesh,
+        shard=functools.partial(sharding.shard_batch, sharding=sharding.data_sharding(mesh)),
+        train_loader=train_loader, eval_loader=eval_loader, batch_size=batch_size,
+        steps_per_epoch=int(steps_per_epoch), eval_step=None,
+        optimizer_config=config.optimizer, class_names=EXPRESSIONS)
+    tx, _ = run.phase_optimizer(phases[0], balancer_params)
+    state = create_train_state(variables=variables, apply_fn=model.apply, tx=tx,
+                               balancer_state=balancer.init(num_tasks),
+                               balancer_params=balancer_params, rng=rng)
+    replicated = sharding.replicated(mesh)
+    run.state = sharding.replicate(state, replicated)
+    run.rng = sharding.replicate(rng, replicated)
+    run.eval_step = steps_lib.jit_eval_step(
+        steps_lib.make_eval_step(method.eval_stats, inputs_fn=method.inputs_fn),
+        state_sharding=replicated, data_sharding=sharding.data_sharding(mesh))
+    return run

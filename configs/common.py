@@ -1,0 +1,51 @@
+"""Shared defaults of every training config (import with ``from configs import common``).
+
+Every field is documented here once; experiment files override what they change.
+"""
+
+import ml_collections
+
+from affectjax.data import pipeline
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The defaults: MT-EmotiEffNet on SynthFaces, Adam, one full phase."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # model init, data order, augmentation and dropout all derive from it.
+    c.method = "emotieffnet"  # key of affectjax.train.METHODS.
+    # Model: affectjax.models.create(name, **rest).
+    c.model = ml_collections.ConfigDict(dict(
+        name="emotieffnet", backbone="tf_efficientnet_b0", num_expressions=8,
+        width_multiplier=1.0, depth_multiplier=1.0, drop_rate=0.2))
+    c.data = pipeline.default_config()  # see affectjax.data.pipeline.default_config.
+    c.batch_size = 48  # global batch, split over all devices.
+    c.eval_batch_size = 0  # 0 = batch_size.
+    c.steps_per_epoch = 0  # 0 = training examples // batch_size.
+    # Phases run in this order; each trains `trainable` ("all" or comma-separated
+    # parameter groups of the method, e.g. "head") for `epochs` at `learning_rate`.
+    c.phase_order = ("full",)
+    c.phases = ml_collections.ConfigDict(dict(
+        full=dict(epochs=6, learning_rate=1e-4, trainable="all")))
+    c.optimizer = ml_collections.ConfigDict(dict(
+        name="adam",  # adam | adamw | sgd | rmsprop
+        b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, weight_decay=0.0,
+        sam_rho=0.05,  # SAM neighbourhood radius (0 = plain optimizer).
+        grad_clip_norm=0.0,  # 0 = no clipping.
+        schedule="constant",  # constant | cosine | exponential_epoch
+        decay=0.95,  # per-epoch factor of exponential_epoch.
+        warmup_steps=0,
+        balancer_learning_rate=1e-3))  # for balancers with trainable parameters (uw).
+    c.balancer = ml_collections.ConfigDict(dict(name="ew"))  # + the balancer's kwargs.
+    c.loss = ml_collections.ConfigDict(dict(
+        class_weights=True,  # w_c = max_k N_k / N_c from the training split (eq. 1).
+        ccc_ddof=0,  # 1 = the authors' unbiased CCC variances.
+        ccc_eps=0.0))
+    c.init_from = ""  # directory of a converted checkpoint (python -m affectjax.convert).
+    c.log_every_steps = 50
+    c.eval_every_epochs = 1
+    c.checkpoint_every_steps = 500  # also at every epoch end and phase end.
+    c.keep_checkpoints = 2
+    c.max_plot_points = 4000  # valence/arousal points kept for the scatter plot.
+    c.progress_bar = True
+    c.distributed = False  # True: jax.distributed.initialize() first (multi-host).
+    return c

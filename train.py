@@ -1,0 +1,50 @@
+"""Trains a model: ``python train.py --config configs/NAME.py [--config.key=value] [--workdir DIR]``.
+
+This file is intentionally kept short: it only parses flags. The training logic lives
+in `affectjax.train` so it can be tested and imported (Flax examples' ``main.py`` rule).
+``--workdir`` defaults to ``runs/<config file name>``; rerunning the same command in the
+same workdir resumes from its latest checkpoint.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
+
+
+def default_workdir(config_path: str) -> str:
+    """``runs/<config file stem>`` (a ``:arg`` suffix of the config path is dropped)."""
+    stem = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+    return os.path.join("runs", stem)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from affectjax import train  # pylint: disable=import-outside-toplevel
+    workdir = FLAGS.workdir or default_workdir(FLAGS["config"].config_filename)
+    train.run(FLAGS.config, workdir)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses flags; a bad ``--config`` or ``--config.key`` is one line on stderr, exit 2."""
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(2)
+    if FLAGS.config is None:
+        print("error: --config is required, e.g. --config configs/quickstart.py", file=sys.stderr)
+        sys.exit(2)
+    return rest
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
