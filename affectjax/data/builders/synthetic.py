@@ -37,7 +37,6 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     code_path = None  # no checksums file (TFDS would need importlib_resources)
     VERSION = common.VERSION
     DEFAULT_SIZES = {"train": 8000, "validation": 1000, "test": 1000}
-    CHUNK = 256  # examples rendered per vectorised call.
 
     @classmethod
     def config_for(cls, **kwargs: Any) -> common.AffectConfig:
@@ -83,17 +82,13 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         return {split: self._generate_examples(split, r) for split, r in ranges.items() if r}
 
     def _generate_examples(self, split: str, indices: range):
+        # One example at a time: exactly `SynthFaces[i]` (and faster than `batch` on CPU).
         source = self.generator()
         h, w = self.info.features["image"].shape[:2]
         keep = tuple(k for k in self.info.features.keys() if k not in common.IMAGE_KEYS)
-        for start in range(0, len(indices), self.CHUNK):
-            chunk = indices[start:start + self.CHUNK]
-            batch = source.batch(list(chunk))
-            for j, i in enumerate(chunk):
-                example = {k: v[j] for k, v in batch.items()}
-                yield i - indices.start, common.fill_image_example(
-                    example, (h, w), where=f"synthfaces {split} item {i - indices.start}",
-                    keep=keep)
+        for j, i in enumerate(indices):
+            yield j, common.fill_image_example(source[i], (h, w),
+                                               where=f"synthfaces {split} item {j}", keep=keep)
 
 
 class SynthAffectBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
