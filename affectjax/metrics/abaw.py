@@ -53,19 +53,36 @@ def _va_mask(va_mask: Any, va_true: jax.Array) -> Any:
 def abaw_update(stats: AbawStats, va_pred: Any, va_true: Any, va_mask: Any,
                 expr_pred_labels: Any, expr_true: Any, au_scores_or_preds: Any,
                 au_true: Any, *, au_threshold: Any = 0.5) -> AbawStats:
-    """Adds one batch; arguments as in `abaw_mtl_score`."""
+    """Adds one batch; arguments as in `abaw_mtl_score`.
+
+    The inputs are checked on the host, then one jitted function updates all
+    three statistics (so a new batch shape compiles once).
+    """
     va_true = _checks.as_array(va_true, "va_true")
     _checks.check_rank(va_true, (2,), "va_true")
     if va_true.shape[1] != 2:
         raise ValueError(f"va_true: expected shape (N, 2), got {va_true.shape}")
-    va = regression.ccc_update(stats.va, va_pred, va_true,
-                               where=_va_mask(va_mask, va_true))
-    expr = classification.confusion_update(stats.expr, expr_true, expr_pred_labels)
+    va = regression._validate(va_pred, va_true, _va_mask(va_mask, va_true))
+    expr = classification._check_labels(expr_true, expr_pred_labels,
+                                        stats.expr.shape[0], None)[:2]
     au_true = _checks.as_array(au_true, "au_true")
     _checks.check_rank(au_true, (2,), "au_true")
-    au = binary.binary_update(stats.au, au_true, au_scores_or_preds,
-                              thresholds=au_threshold)
-    return AbawStats(va, expr, au)
+    au = binary._validate(au_true, au_scores_or_preds, au_threshold, None)[:3]
+    if au_true.shape[1] != jnp.shape(stats.au.tp)[0]:
+        raise ValueError(
+            f"au_true: {au_true.shape[1]} AUs, but stats hold "
+            f"{jnp.shape(stats.au.tp)[0]} (see abaw_init(num_au))")
+    return _update(stats, va, expr, au)
+
+
+@jax.jit
+def _update(stats: AbawStats, va: tuple, expr: tuple, au: tuple) -> AbawStats:
+    """Traced update of the three statistics from validated arrays."""
+    num_expr = stats.expr.shape[0]
+    return AbawStats(
+        regression._merge(stats.va, regression._batch_stats(*va)),
+        stats.expr + classification._confusion(*expr, None, num_classes=num_expr),
+        binary.binary_merge(stats.au, binary._counts(*au, None)))
 
 
 def abaw_merge(a: AbawStats, b: AbawStats) -> AbawStats:
@@ -75,6 +92,7 @@ def abaw_merge(a: AbawStats, b: AbawStats) -> AbawStats:
                      binary.binary_merge(a.au, b.au))
 
 
+@jax.jit
 def abaw_finalize(stats: AbawStats) -> dict[str, jax.Array]:
     """Scores from the statistics.
 

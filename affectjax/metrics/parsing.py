@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from affectjax.metrics import _checks
 from affectjax.metrics import classification
@@ -50,13 +51,23 @@ HELEN_GROUPS: dict[str, tuple[int, ...]] = {
 HELEN_OVERALL: tuple[str, ...] = ("eyes", "brows", "nose", "mouth_all")
 
 
-def _group_counts(cm: jax.Array, classes: Sequence[int]) -> tuple[jax.Array, ...]:
-    """TP, FP, FN of a group of classes merged into one."""
-    idx = jnp.asarray(tuple(classes), jnp.int32)
-    tp = jnp.sum(cm[idx][:, idx])
-    fp = jnp.sum(cm[:, idx]) - tp
-    fn = jnp.sum(cm[idx, :]) - tp
-    return tp, fp, fn
+@jax.jit
+def _group_fscores(cm: jax.Array, members: jax.Array,
+                   pooled: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """F-scores of merged groups and of the pooled overall set (traced code).
+
+    Args:
+      cm: (C, C) confusion matrix.
+      members: (G, C) 0/1 membership of each class in each group.
+      pooled: (G,) 0/1, the groups pooled into the overall score.
+    """
+    cm = cm.astype(jnp.float32)
+    members = members.astype(jnp.float32)
+    tp = jnp.einsum("gi,ij,gj->g", members, cm, members)
+    fp = members @ jnp.sum(cm, axis=0) - tp
+    fn = members @ jnp.sum(cm, axis=1) - tp
+    w = pooled.astype(jnp.float32)
+    return _fscore(tp, fp, fn), _fscore(w @ tp, w @ fp, w @ fn)
 
 
 def _fscore(tp: jax.Array, fp: jax.Array, fn: jax.Array) -> jax.Array:
@@ -98,11 +109,15 @@ def parsing_fscore_from_cm(
     pooled = [k for name in overall for k in groups[name]]
     if len(set(pooled)) != len(pooled):
         raise ValueError(f"overall: groups {tuple(overall)} share classes")
-    counts = {name: _group_counts(cm, members) for name, members in groups.items()}
-    total = [sum(counts[name][i] for name in overall) for i in range(3)]
+    names = list(groups)
+    members = np.zeros((len(names), c), np.int32)
+    for g, name in enumerate(names):
+        members[g, list(groups[name])] = 1
+    in_overall = np.array([name in overall for name in names], np.int32)
+    per_group, total = _group_fscores(cm, members, in_overall)
     return {"per_class": classification.f1_per_class_from_cm(cm),
-            "groups": {name: _fscore(*counts[name]) for name in groups},
-            "overall": _fscore(*total)}
+            "groups": {name: per_group[g] for g, name in enumerate(names)},
+            "overall": total}
 
 
 def parsing_fscore(pred: Any, target: Any, num_classes: int = 11, *,
