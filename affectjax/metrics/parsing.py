@@ -61,12 +61,11 @@ def _group_fscores(cm: jax.Array, members: jax.Array,
       members: (G, C) 0/1 membership of each class in each group.
       pooled: (G,) 0/1, the groups pooled into the overall score.
     """
-    cm = cm.astype(jnp.float32)
-    members = members.astype(jnp.float32)
+    members = members.astype(cm.dtype)  # Integer counts stay exact.
     tp = jnp.einsum("gi,ij,gj->g", members, cm, members)
     fp = members @ jnp.sum(cm, axis=0) - tp
     fn = members @ jnp.sum(cm, axis=1) - tp
-    w = pooled.astype(jnp.float32)
+    w = pooled.astype(cm.dtype)
     return _fscore(tp, fp, fn), _fscore(w @ tp, w @ fp, w @ fn)
 
 
