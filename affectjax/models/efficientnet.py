@@ -64,6 +64,9 @@ class EfficientNet(nn.Module):
         num_classes: classifier outputs; 0 = no classifier.
         pad_type: `''` (symmetric, timm) or `'same'` (TensorFlow).
         bn_eps: BatchNorm epsilon (1e-5 timm, 1e-3 tf_).
+        depthwise_impl: `'conv'` (XLA grouped convolution), `'shift'` (shifted
+            multiply-adds, 3-10x faster on CPU) or `'auto'` (shift on CPU, conv elsewhere);
+            same parameters and numbers either way.
         drop_rate: dropout before the classifier.
         drop_path_rate: maximum stochastic-depth rate (linear over blocks).
         dtype: computation dtype (parameters stay float32); logits are float32.
@@ -77,6 +80,7 @@ class EfficientNet(nn.Module):
     num_classes: int = 1000
     pad_type: str = ""
     bn_eps: float = BN_EPS_TORCH
+    depthwise_impl: str = "auto"
     drop_rate: float = 0.2
     drop_path_rate: float = 0.2
     dtype: Dtype | None = None
@@ -119,7 +123,14 @@ class EfficientNet(nn.Module):
         for i, stage in enumerate(stages):
             for j, args in enumerate(stage):
                 block = BLOCKS[args.block_type]
-                x = block(args, self.pad_type, self.bn_eps, self.dtype, name=f"blocks_{i}_{j}")(x, train)
+                x = block(
+                    args,
+                    pad_type=self.pad_type,
+                    bn_eps=self.bn_eps,
+                    depthwise_impl=self.depthwise_impl,
+                    dtype=self.dtype,
+                    name=f"blocks_{i}_{j}",
+                )(x, train)
             inter[f"stage_{i}"] = x
         features = round_channels(self.num_features, self.width_multiplier)
         x = nn.Conv(

@@ -7,8 +7,9 @@ order and submodule names follow timm's `_efficientnet_blocks.py` (`conv_pw`, `b
 `conv_dw`, `bn2`, `se.conv_reduce`, `se.conv_expand`, `conv_pwl`, `bn3`), so that
 `affectjax.convert.from_timm` maps weights by name.
 
-Depthwise convolutions are `flax.linen.Conv` with `feature_group_count = channels` (kernel
-HWIO `(k, k, 1, C)`, PyTorch `(C, 1, k, k)`).
+Depthwise convolutions are `layers.DepthwiseConv`: the parameter of a grouped `nn.Conv`
+(kernel HWIO `(k, k, 1, C)`, PyTorch `(C, 1, k, k)`), computed either as an XLA grouped
+convolution or as shifted multiply-adds (`depthwise_impl`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from affectjax.models.efficientnet_builder import BlockArgs
-from affectjax.models.layers import BatchNorm, DropPath, conv_kernel_init_fan_out, conv_padding
+from affectjax.models.layers import BatchNorm, DepthwiseConv, DropPath, conv_kernel_init_fan_out, conv_padding
 
 Dtype = Any
 
@@ -49,18 +50,21 @@ class SqueezeExcite(nn.Module):
         return x * nn.sigmoid(s)[:, None, None, :]
 
 
-def _conv(features: int, kernel: int, stride: int, pad_type: str, dtype: Dtype | None, name: str, groups: int = 1):
+def _conv(features: int, kernel: int, stride: int, pad_type: str, dtype: Dtype | None, name: str):
     return nn.Conv(
         features,
         (kernel, kernel),
         strides=(stride, stride),
         padding=conv_padding(kernel, stride, pad_type),
-        feature_group_count=groups,
         use_bias=False,
         dtype=dtype,
-        kernel_init=conv_kernel_init_fan_out(groups),
+        kernel_init=conv_kernel_init_fan_out(),
         name=name,
     )
+
+
+def _depthwise(kernel: int, stride: int, pad_type: str, impl: str, dtype: Dtype | None) -> DepthwiseConv:
+    return DepthwiseConv(kernel, stride, conv_padding(kernel, stride, pad_type), impl, dtype, name="conv_dw")
 
 
 class DepthwiseSeparable(nn.Module):
@@ -70,19 +74,21 @@ class DepthwiseSeparable(nn.Module):
         args: the resolved block (`efficientnet_builder.BlockArgs`).
         pad_type: `''` (symmetric) or `'same'` (TensorFlow).
         bn_eps: BatchNorm epsilon.
+        depthwise_impl: `'auto'`, `'conv'` or `'shift'` (see `layers.DepthwiseConv`).
         dtype: computation dtype.
     """
 
     args: BlockArgs
     pad_type: str = ""
     bn_eps: float = 1e-5
+    depthwise_impl: str = "auto"
     dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         a = self.args
         shortcut = x
-        x = _conv(a.in_chs, a.kernel_size, a.stride, self.pad_type, self.dtype, "conv_dw", groups=a.in_chs)(x)
+        x = _depthwise(a.kernel_size, a.stride, self.pad_type, self.depthwise_impl, self.dtype)(x)
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn1")(x, train))
         if a.se_chs:
             x = SqueezeExcite(a.se_chs, dtype=self.dtype, name="se")(x)
@@ -101,12 +107,14 @@ class InvertedResidual(nn.Module):
         args: the resolved block (`efficientnet_builder.BlockArgs`).
         pad_type: `''` (symmetric) or `'same'` (TensorFlow).
         bn_eps: BatchNorm epsilon.
+        depthwise_impl: `'auto'`, `'conv'` or `'shift'` (see `layers.DepthwiseConv`).
         dtype: computation dtype.
     """
 
     args: BlockArgs
     pad_type: str = ""
     bn_eps: float = 1e-5
+    depthwise_impl: str = "auto"
     dtype: Dtype | None = None
 
     @nn.compact
@@ -115,7 +123,7 @@ class InvertedResidual(nn.Module):
         shortcut = x
         x = _conv(a.mid_chs, 1, 1, self.pad_type, self.dtype, "conv_pw")(x)
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn1")(x, train))
-        x = _conv(a.mid_chs, a.kernel_size, a.stride, self.pad_type, self.dtype, "conv_dw", groups=a.mid_chs)(x)
+        x = _depthwise(a.kernel_size, a.stride, self.pad_type, self.depthwise_impl, self.dtype)(x)
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn2")(x, train))
         if a.se_chs:
             x = SqueezeExcite(a.se_chs, dtype=self.dtype, name="se")(x)

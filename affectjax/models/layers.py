@@ -159,3 +159,84 @@ class DropPath(nn.Module):
         if deterministic or self.rate == 0.0:
             return x
         return drop_path(x, self.rate, deterministic=False, rng=self.make_rng("dropout"))
+
+
+def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, padding: Padding) -> jax.Array:
+    """Depthwise convolution as a sum of k*k shifted, per-channel-scaled copies of the input.
+
+    Numerically the same operation as `lax.conv_general_dilated(..., feature_group_count=C)`
+    (cross-correlation, NHWC, HWIO kernel `(k, k, 1, C)`), written with pad / strided slice /
+    multiply / add only, which XLA fuses into one loop on CPU; its gradients are the same
+    kind of fusions. See the README's performance section for when this is faster.
+
+    Args:
+        x: (B, H, W, C).
+        kernel: (kh, kw, 1, C).
+        stride: spatial stride.
+        padding: `'SAME'`/`'VALID'` or `[(top, bottom), (left, right)]`.
+
+    Returns:
+        (B, H_out, W_out, C).
+    """
+    kh, kw = kernel.shape[:2]
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(x.shape[1:3], (kh, kw), (stride, stride), padding)
+    (pt, pb), (pl, pr) = padding
+    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    h_out = (xp.shape[1] - kh) // stride + 1
+    w_out = (xp.shape[2] - kw) // stride + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            patch = jax.lax.slice(
+                xp,
+                (0, i, j, 0),
+                (xp.shape[0], i + stride * (h_out - 1) + 1, j + stride * (w_out - 1) + 1, xp.shape[3]),
+                (1, stride, stride, 1),
+            )
+            term = patch * kernel[i, j, 0]
+            out = term if out is None else out + term
+    return out
+
+
+class DepthwiseConv(nn.Module):
+    """Bias-free depthwise convolution with the parameter layout of `nn.Conv(..., feature_group_count=C)`.
+
+    Attributes:
+        kernel_size: square kernel size.
+        stride: spatial stride.
+        padding: as `conv_padding` returns.
+        impl: `'conv'` (XLA grouped convolution), `'shift'` (`depthwise_conv_shift`) or
+            `'auto'` (`'shift'` when JAX's default backend is the CPU, where XLA's grouped
+            convolution is 3-10x slower, else `'conv'`).
+        dtype: computation dtype.
+    """
+
+    kernel_size: int
+    stride: int = 1
+    padding: Padding = "SAME"
+    impl: str = "auto"
+    dtype: Dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        k = self.kernel_size
+        kernel = self.param("kernel", conv_kernel_init_fan_out(channels), (k, k, 1, channels), jnp.float32)
+        dtype = self.dtype or x.dtype
+        x, kernel = x.astype(dtype), kernel.astype(dtype)
+        impl = self.impl
+        if impl == "auto":
+            impl = "shift" if jax.default_backend() == "cpu" else "conv"
+        if impl == "shift":
+            return depthwise_conv_shift(x, kernel, self.stride, self.padding)
+        if impl != "conv":
+            raise ValueError(f"depthwise impl must be 'auto', 'conv' or 'shift', got {self.impl!r}")
+        return jax.lax.conv_general_dilated(
+            x,
+            kernel,
+            (self.stride, self.stride),
+            self.padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=channels,
+        )

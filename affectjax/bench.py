@@ -1,0 +1,350 @@
+"""Throughput of affectjax models against their PyTorch reference, in the same process.
+
+    python -m affectjax.bench --model efficientnet_b0 --batch-size 32 --image-size 224 \\
+        --dtype float32 --steps 20 --warmup 3 [--optimizer sgd|adam] [--json out.json] [--no-torch]
+
+For the model, batch size, image size and dtype it times
+
+* `forward`: eval-mode inference (`jax.jit`; PyTorch `eval()` under `torch.no_grad()`);
+* `train_step`: forward in train mode + softmax cross-entropy + gradient + optax update
+  (SGD with momentum 0.9 or Adam), one `jax.jit` with the state donated; PyTorch the same
+  with `backward()` and `torch.optim`;
+
+of affectjax and of the PyTorch reference (timm's model of the same name; torchvision's
+ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's `EfficientNet` class built
+from the same block strings) with the same dropout and drop-path rates. Each is timed after
+`--warmup` untimed steps, `--steps` times, with `block_until_ready` / `cuda.synchronize`;
+the table gives images/s from the median step time, the ratio affectjax / PyTorch, the
+affectjax compile time, and peak memory (GPU: device peak bytes; CPU: the process's peak
+resident set size during that measurement, reset before each one through
+`/proc/self/clear_refs`). `--dtype bfloat16` runs affectjax with bfloat16 computation
+(float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its device (on CPU
+that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from affectjax import models
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _time_steps(fn: Callable[[], Any], steps: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _summary(times: list[float], batch: int, compile_s: float | None, peak_mb: float) -> dict[str, Any]:
+    median = statistics.median(times)
+    return {
+        "images_per_s": batch / median,
+        "median_step_s": median,
+        "min_step_s": min(times),
+        "compile_s": compile_s,
+        "peak_memory_mb": peak_mb,
+    }
+
+
+def _optimizer(name: str, lr: float = 1e-3) -> optax.GradientTransformation:
+    if name == "sgd":
+        return optax.sgd(lr, momentum=0.9)
+    if name == "adam":
+        return optax.adam(lr)
+    raise KeyError(f"optimizer {name!r} unknown; choices: ['adam', 'sgd']")
+
+
+def _jax_peak_mb(device: jax.Device) -> float | None:
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
+    return None
+
+
+def bench_affectjax(
+    name: str, *, batch_size: int, image_size: int, dtype: str, steps: int, warmup: int, optimizer: str = "sgd"
+) -> dict[str, dict[str, Any]]:
+    """Times forward and train step of `affectjax.models.create(name)`.
+
+    Returns:
+        `{"forward": summary, "train_step": summary}`, each with `images_per_s`,
+        `median_step_s`, `min_step_s`, `compile_s`, `peak_memory_mb`.
+    """
+    model = models.create(name, dtype=jnp.bfloat16 if dtype == "bfloat16" else None)
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.standard_normal((batch_size, image_size, image_size, 3), dtype=np.float32))
+    num_classes = model.num_classes
+    labels = jnp.asarray(rng.integers(0, num_classes, batch_size), dtype=jnp.int32)
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), images)
+    tx = _optimizer(optimizer)
+    state = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    state["opt_state"] = tx.init(state["params"])
+    device = jax.devices()[0]
+    results = {}
+
+    @jax.jit
+    def forward(variables, images):
+        return model.apply(variables, images, train=False)[0]["logits"]
+
+    def train_step(state, images, labels, key):
+        def loss_fn(params):
+            (outputs, _), new_model_state = model.apply(
+                {"params": params, "batch_stats": state["batch_stats"]},
+                images,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": key},
+            )
+            loss = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
+            return loss, new_model_state["batch_stats"]
+
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}, loss
+
+    _reset_peak_rss()
+    start = time.perf_counter()
+    compiled_fwd = forward.lower(variables, images).compile()
+    compile_fwd = time.perf_counter() - start
+    times = _time_steps(lambda: compiled_fwd(variables, images).block_until_ready(), steps, warmup)
+    results["forward"] = _summary(times, batch_size, compile_fwd, _jax_peak_mb(device) or _peak_rss_mb())
+
+    key = jax.random.key(1)
+    _reset_peak_rss()
+    start = time.perf_counter()
+    compiled_step = jax.jit(train_step, donate_argnums=(0,)).lower(state, images, labels, key).compile()
+    compile_step = time.perf_counter() - start
+    holder = {"state": state}
+
+    def run_step():
+        holder["state"], loss = compiled_step(holder["state"], images, labels, key)
+        loss.block_until_ready()
+
+    times = _time_steps(run_step, steps, warmup)
+    results["train_step"] = _summary(times, batch_size, compile_step, _jax_peak_mb(device) or _peak_rss_mb())
+    return results
+
+
+def torch_reference(name: str, module: Any) -> Any:
+    """The PyTorch model affectjax's `module` (from `models.create(name)`) is measured against."""
+    import torch
+    import timm
+    import torchvision
+    from timm.models._efficientnet_builder import decode_arch_def, round_channels
+
+    if name == "resnet18":
+        return torchvision.models.resnet18(num_classes=module.num_classes)
+    drop = dict(drop_rate=module.drop_rate, drop_path_rate=module.drop_path_rate)
+    if name in timm.list_models():
+        return timm.create_model(name, num_classes=module.num_classes, **drop)
+    round_fn = functools.partial(round_channels, multiplier=module.width_multiplier)
+    return timm.models.efficientnet.EfficientNet(
+        block_args=decode_arch_def([list(s) for s in module.arch], module.depth_multiplier),
+        num_classes=module.num_classes,
+        num_features=round_fn(module.num_features),
+        stem_size=module.stem_size,
+        round_chs_fn=round_fn,
+        pad_type=module.pad_type,
+        act_layer=torch.nn.SiLU,
+        norm_layer=functools.partial(torch.nn.BatchNorm2d, eps=module.bn_eps),
+        **drop,
+    )
+
+
+def bench_torch(
+    name: str, *, batch_size: int, image_size: int, dtype: str, steps: int, warmup: int, optimizer: str = "sgd"
+) -> dict[str, dict[str, Any]]:
+    """Times the PyTorch reference the same way as `bench_affectjax` (same keys)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    module = models.create(name)
+    model = torch_reference(name, module).to(device)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
+    labels = torch.randint(0, module.num_classes, (batch_size,), generator=gen).to(device)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def peak() -> float:
+        return torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb()
+
+    def reset() -> None:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        _reset_peak_rss()
+
+    def forward():
+        with torch.no_grad(), autocast:
+            model(images)
+        sync()
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        opt.step()
+        sync()
+
+    results = {}
+    model.eval()
+    reset()
+    results["forward"] = _summary(_time_steps(forward, steps, warmup), batch_size, None, peak())
+    model.train()
+    reset()
+    results["train_step"] = _summary(_time_steps(train_step, steps, warmup), batch_size, None, peak())
+    return results
+
+
+def device_description() -> str:
+    """JAX's device kind plus, on CPU, the processor model and core count."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return f"{device.platform}: {device.device_kind}"
+    model = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {model}, {os.cpu_count()} cores"
+
+
+def format_table(record: dict[str, Any]) -> str:
+    """Renders a `run` record as a Markdown table."""
+    cfg = record["config"]
+    lines = [
+        f"model {cfg['model']}, batch {cfg['batch_size']}, {cfg['image_size']}x{cfg['image_size']}, "
+        f"{cfg['dtype']}, optimizer {cfg['optimizer']}, median of {cfg['steps']} steps after {cfg['warmup']} warm-up; "
+        f"device {record['device']}; jax {record['versions']['jax']}, torch {record['versions'].get('torch', '-')}",
+        "",
+        "| phase | affectjax img/s | PyTorch img/s | ratio affectjax/PyTorch | affectjax compile s | "
+        "affectjax peak MB | PyTorch peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for phase in ("forward", "train_step"):
+        ours = record["affectjax"][phase]
+        ref = record.get("torch", {}).get(phase)
+        cells = [phase, f"{ours['images_per_s']:.1f}", "-", "-", f"{ours['compile_s']:.1f}", f"{ours['peak_memory_mb']:.0f}", "-"]
+        if ref:
+            cells[2] = f"{ref['images_per_s']:.1f}"
+            cells[3] = f"{ours['images_per_s'] / ref['images_per_s']:.2f}"
+            cells[6] = f"{ref['peak_memory_mb']:.0f}"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(
+    model: str,
+    *,
+    batch_size: int = 32,
+    image_size: int = 224,
+    dtype: str = "float32",
+    steps: int = 20,
+    warmup: int = 3,
+    optimizer: str = "sgd",
+    torch_reference_too: bool = True,
+) -> dict[str, Any]:
+    """Benchmarks affectjax (and the PyTorch reference) and returns the JSON-able record."""
+    if model not in models.MODELS:
+        raise KeyError(f"unknown model {model!r}; choices: {sorted(models.MODELS)}")
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
+    kwargs = dict(batch_size=batch_size, image_size=image_size, dtype=dtype, steps=steps, warmup=warmup, optimizer=optimizer)
+    record: dict[str, Any] = {
+        "config": {"model": model, **kwargs},
+        "device": device_description(),
+        "versions": {"jax": jax.__version__},
+        "affectjax": bench_affectjax(model, **kwargs),
+    }
+    if torch_reference_too:
+        import torch
+
+        record["versions"]["torch"] = torch.__version__
+        record["torch_threads"] = torch.get_num_threads()
+        record["torch"] = bench_torch(model, **kwargs)
+        record["ratio"] = {
+            p: record["affectjax"][p]["images_per_s"] / record["torch"][p]["images_per_s"] for p in ("forward", "train_step")
+        }
+    return record
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m affectjax.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="efficientnet_b0", choices=sorted(models.MODELS))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
+    parser.add_argument("--json", default=None, help="write the record to this file")
+    parser.add_argument("--no-torch", action="store_true", help="affectjax only")
+    args = parser.parse_args(argv)
+    record = run(
+        args.model,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        dtype=args.dtype,
+        steps=args.steps,
+        warmup=args.warmup,
+        optimizer=args.optimizer,
+        torch_reference_too=not args.no_torch,
+    )
+    print(format_table(record))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=2)
+    return record
+
+
+if __name__ == "__main__":
+    main()
