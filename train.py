@@ -11,6 +11,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -28,6 +29,8 @@ def default_workdir(config_path: str) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.ERROR)  # keep library INFO/WARNING logs off the console
     from affectjax import train  # pylint: disable=import-outside-toplevel
     workdir = FLAGS.workdir or default_workdir(FLAGS["config"].config_filename)
     train.run(FLAGS.config, workdir)

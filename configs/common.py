@@ -18,6 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
         name="emotieffnet", backbone="tf_efficientnet_b0", num_expressions=8,
         width_multiplier=1.0, depth_multiplier=1.0, drop_rate=0.2))
     c.data = pipeline.default_config()  # see affectjax.data.pipeline.default_config.
+    c.data.augment.enabled = False  # MT-EmotiEffNet trains without augmentation.
     c.batch_size = 48  # global batch, split over all devices.
     c.eval_batch_size = 0  # 0 = batch_size.
     c.steps_per_epoch = 0  # 0 = training examples // batch_size.
@@ -47,5 +48,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.max_plot_points = 4000  # valence/arousal points kept for the scatter plot.
     c.progress_bar = True
+    c.num_devices = 0  # devices of the data-parallel mesh (0 = all).
     c.distributed = False  # True: jax.distributed.initialize() first (multi-host).
     return c

@@ -2,7 +2,16 @@
 
     python train.py --config configs/quickstart.py
 
-Result (measured; see the README): TO BE MEASURED.
+The method of the paper (emotieffnet: joint 8-expression + valence/arousal head, loss
+eq. 1 with class weights, SAM around Adam, no augmentation) on a narrow 4-block
+EfficientNet (`efficientnet_tiny` at width 2), 64×64 SynthFaces "studio" images (3200
+train / 480 validation, generated and cached in ``data.data_dir`` on the first run),
+5 epochs of 100 steps from scratch, one phase (all weights: a random backbone has nothing
+to keep frozen), cosine learning-rate decay.
+
+Measured (seed 0, 2-core CPU shared with other jobs, whole command incl. data generation
+and compilation: 2 min 25 s wall): validation expression macro-F1 0.654, accuracy 0.667
+(chance 0.125); CCC valence 0.708, arousal 0.667.
 """
 
 from configs import common
@@ -10,15 +19,15 @@ from configs import common
 
 def get_config():
     c = common.base_config()
-    c.model.backbone = "efficientnet_b0"
-    c.model.width_multiplier = 0.5
-    c.model.depth_multiplier = 0.5
+    c.model.backbone = "efficientnet_tiny"
+    c.model.width_multiplier = 2.0
     c.model.drop_rate = 0.1
-    c.data.image_size = 48
-    c.data.builder_kwargs = dict(domain="studio", image_size=48,
-                                 sizes=dict(train=4000, validation=500))
+    c.data.image_size = 64
+    c.data.builder_kwargs = dict(domain="studio", image_size=64,
+                                 sizes=dict(train=3200, validation=480))
     c.batch_size = 32
-    c.phases.full.epochs = 4
-    c.phases.full.learning_rate = 2e-3
+    c.phases.full.epochs = 5
+    c.phases.full.learning_rate = 3e-3
+    c.optimizer.schedule = "cosine"
     c.log_every_steps = 20
     return c

@@ -180,7 +180,8 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     final = {"step": step, "epochs": step / spe, "eval": scalars, "best": best,
              "train": next((r for r in reversed(log.records) if r["split"] == "train"), None),
-             "seconds": round(seconds, 2), "method": method.name, "workdir": workdir}
+             "seconds": round(seconds, 2), "method": method.name, "workdir": workdir,
+             "num_devices": int(run.mesh.devices.size)}
     _write_json(os.path.join(workdir, "final_metrics.json"), final)
     if jax.process_index() == 0:
         final["plots"] = plots.write_plots(workdir, log.records, scalars, arrays,

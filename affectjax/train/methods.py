@@ -51,6 +51,8 @@ class Method:
       collect: ``(outputs, batch) -> {name: np.ndarray}`` predictions kept for plots.
       best_metric: the eval metric that picks the best checkpoint (higher is better).
       inputs_fn: ``batch -> model positional inputs``.
+      batch_keys: the batch entries the method reads (others are not sent to the
+        devices); None = all.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Method:
     collect: Callable[[Any, Batch], dict[str, np.ndarray]]
     best_metric: str = "score"
     inputs_fn: InputsFn = image_inputs
+    batch_keys: tuple[str, ...] | None = None
 
 
 def valid_mask(batch: Batch) -> jax.Array:
@@ -159,7 +162,8 @@ EMOTIEFFNET = Method(
     build_model=_emotieffnet_model, param_groups=_emotieffnet_groups,
     make_loss=_emotieffnet_loss, eval_stats=_emotieffnet_stats,
     eval_merge=_emotieffnet_merge, eval_finalize=_emotieffnet_finalize,
-    collect=_emotieffnet_collect, best_metric="score")
+    collect=_emotieffnet_collect, best_metric="score",
+    batch_keys=("image", "expr", "va", "va_mask", "valid"))
 
 METHODS: dict[str, Method] = {"emotieffnet": EMOTIEFFNET}
 

@@ -177,7 +177,11 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     method = get_method(config.method)
     batch_size = _positive_int(config, "batch_size", config.batch_size)
     eval_batch_size = config.get("eval_batch_size", 0) or batch_size
-    mesh = sharding.make_mesh()
+    num_devices = int(config.get("num_devices", 0) or 0)
+    if num_devices > jax.device_count():
+        raise ConfigError(f"config.num_devices={num_devices} but only {jax.device_count()} "
+                          "devices are available")
+    mesh = sharding.make_mesh(jax.devices()[:num_devices] if num_devices else None)
     sharding.check_batch_size(batch_size, mesh)
     sharding.check_batch_size(eval_batch_size, mesh)
 
@@ -213,7 +217,8 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     run = RunSetup(
         method=method, model=model, balancer=balancer, loss_fn=loss_fn, phases=phases,
         state=None, group_labels=group_labels, rng=None, mesh=mesh,
-        shard=functools.partial(sharding.shard_batch, sharding=sharding.data_sharding(mesh)),
+        shard=functools.partial(sharding.shard_batch, sharding=sharding.data_sharding(mesh),
+                                keys=method.batch_keys),
         train_loader=train_loader, eval_loader=eval_loader, batch_size=batch_size,
         steps_per_epoch=int(steps_per_epoch), eval_step=None,
         optimizer_config=config.optimizer, class_names=EXPRESSIONS)

@@ -49,13 +49,15 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
                           f"use a multiple of {n}")
 
 
-def shard_batch(batch: Mapping[str, Any], sharding: NamedSharding) -> dict[str, jax.Array]:
+def shard_batch(batch: Mapping[str, Any], sharding: NamedSharding, *,
+                keys: tuple[str, ...] | None = None) -> dict[str, jax.Array]:
     """Places a global host batch on the mesh, each process contributing its own rows.
 
     Args:
       batch: dict of numpy arrays with the global batch on axis 0 (identical on every
         process). Non-numeric entries (strings) are dropped.
       sharding: `data_sharding(mesh)`.
+      keys: the entries to place (None = every numeric entry).
 
     Returns:
       Global `jax.Array`s sharded over the ``data`` axis.
@@ -63,6 +65,8 @@ def shard_batch(batch: Mapping[str, Any], sharding: NamedSharding) -> dict[str, 
     n, i = jax.process_count(), jax.process_index()
     out = {}
     for key, value in batch.items():
+        if keys is not None and key not in keys:
+            continue
         x = np.asarray(value)
         if x.dtype.kind not in "biuf":
             continue

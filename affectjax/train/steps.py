@@ -88,7 +88,7 @@ def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str]
                                              grad_fn=grad_fn)
         new_state = state.apply_updates(updates, opt_state, batch_stats=batch_stats,
                                         balancer_state=balancer_state)
-        metrics = {"loss": total, "grad_norm": optax.global_norm(grads["model"])}
+        metrics = {"loss": total, "grad_norm": optax.tree.norm(grads["model"])}
         for i, name in enumerate(task_names):
             metrics[f"loss/{name}"] = vector[i]
             metrics[f"weight/{name}"] = weights[i]
