@@ -37,7 +37,7 @@ from affectjax.models.efficientnet_builder import (
     build_blocks,
     round_channels,
 )
-from affectjax.models.layers import BatchNorm, conv_kernel_init_fan_out, conv_padding, dense_init_uniform
+from affectjax.models.layers import BatchNorm, PointwiseConv, conv_kernel_init_fan_out, conv_padding, dense_init_uniform
 
 Dtype = Any
 
@@ -133,14 +133,7 @@ class EfficientNet(nn.Module):
                 )(x, train)
             inter[f"stage_{i}"] = x
         features = round_channels(self.num_features, self.width_multiplier)
-        x = nn.Conv(
-            features,
-            (1, 1),
-            use_bias=False,
-            dtype=self.dtype,
-            kernel_init=conv_kernel_init_fan_out(),
-            name="conv_head",
-        )(x)
+        x = PointwiseConv(features, self.dtype, name="conv_head")(x)
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn2")(x, train))
         inter["features"] = x
         embedding = jnp.mean(x, axis=(1, 2), dtype=jnp.float32).astype(x.dtype)

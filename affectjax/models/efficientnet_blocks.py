@@ -7,9 +7,10 @@ order and submodule names follow timm's `_efficientnet_blocks.py` (`conv_pw`, `b
 `conv_dw`, `bn2`, `se.conv_reduce`, `se.conv_expand`, `conv_pwl`, `bn3`), so that
 `affectjax.convert.from_timm` maps weights by name.
 
-Depthwise convolutions are `layers.DepthwiseConv`: the parameter of a grouped `nn.Conv`
-(kernel HWIO `(k, k, 1, C)`, PyTorch `(C, 1, k, k)`), computed either as an XLA grouped
-convolution or as shifted multiply-adds (`depthwise_impl`).
+1x1 convolutions are `layers.PointwiseConv` (a channel matmul). Depthwise convolutions
+are `layers.DepthwiseConv`: the parameter of a grouped `nn.Conv` (kernel HWIO
+`(k, k, 1, C)`, PyTorch `(C, 1, k, k)`), computed either as an XLA grouped convolution or
+as shifted multiply-adds (`depthwise_impl`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from affectjax.models.efficientnet_builder import BlockArgs
-from affectjax.models.layers import BatchNorm, DepthwiseConv, DropPath, conv_kernel_init_fan_out, conv_padding
+from affectjax.models.layers import BatchNorm, DepthwiseConv, DropPath, PointwiseConv, conv_kernel_init_fan_out, conv_padding
 
 Dtype = Any
 
@@ -48,19 +49,6 @@ class SqueezeExcite(nn.Module):
         s = nn.silu(s)
         s = nn.Dense(channels, dtype=self.dtype, kernel_init=conv_kernel_init_fan_out(), name="conv_expand")(s)
         return x * nn.sigmoid(s)[:, None, None, :]
-
-
-def _conv(features: int, kernel: int, stride: int, pad_type: str, dtype: Dtype | None, name: str):
-    return nn.Conv(
-        features,
-        (kernel, kernel),
-        strides=(stride, stride),
-        padding=conv_padding(kernel, stride, pad_type),
-        use_bias=False,
-        dtype=dtype,
-        kernel_init=conv_kernel_init_fan_out(),
-        name=name,
-    )
 
 
 def _depthwise(kernel: int, stride: int, pad_type: str, impl: str, dtype: Dtype | None) -> DepthwiseConv:
@@ -92,7 +80,7 @@ class DepthwiseSeparable(nn.Module):
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn1")(x, train))
         if a.se_chs:
             x = SqueezeExcite(a.se_chs, dtype=self.dtype, name="se")(x)
-        x = _conv(a.out_chs, 1, 1, self.pad_type, self.dtype, "conv_pw")(x)
+        x = PointwiseConv(a.out_chs, self.dtype, name="conv_pw")(x)
         x = BatchNorm(self.bn_eps, dtype=self.dtype, name="bn2")(x, train)
         if a.skip:
             x = DropPath(a.drop_path_rate)(x, deterministic=not train) + shortcut
@@ -121,13 +109,13 @@ class InvertedResidual(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         a = self.args
         shortcut = x
-        x = _conv(a.mid_chs, 1, 1, self.pad_type, self.dtype, "conv_pw")(x)
+        x = PointwiseConv(a.mid_chs, self.dtype, name="conv_pw")(x)
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn1")(x, train))
         x = _depthwise(a.kernel_size, a.stride, self.pad_type, self.depthwise_impl, self.dtype)(x)
         x = nn.silu(BatchNorm(self.bn_eps, dtype=self.dtype, name="bn2")(x, train))
         if a.se_chs:
             x = SqueezeExcite(a.se_chs, dtype=self.dtype, name="se")(x)
-        x = _conv(a.out_chs, 1, 1, self.pad_type, self.dtype, "conv_pwl")(x)
+        x = PointwiseConv(a.out_chs, self.dtype, name="conv_pwl")(x)
         x = BatchNorm(self.bn_eps, dtype=self.dtype, name="bn3")(x, train)
         if a.skip:
             x = DropPath(a.drop_path_rate)(x, deterministic=not train) + shortcut

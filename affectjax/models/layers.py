@@ -240,3 +240,25 @@ class DepthwiseConv(nn.Module):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=channels,
         )
+
+
+class PointwiseConv(nn.Module):
+    """Bias-free 1x1 convolution computed as a matrix product over the channel axis.
+
+    Same parameter as `nn.Conv(features, (1, 1), use_bias=False)` (kernel HWIO
+    `(1, 1, C, O)`); XLA's CPU backend runs the `dot` 1.5-5x faster than the equivalent
+    convolution, forward and backward (README, performance section).
+
+    Attributes:
+        features: output channels.
+        dtype: computation dtype.
+    """
+
+    features: int
+    dtype: Dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", conv_kernel_init_fan_out(), (1, 1, x.shape[-1], self.features), jnp.float32)
+        dtype = self.dtype or x.dtype
+        return jnp.einsum("...c,co->...o", x.astype(dtype), kernel[0, 0].astype(dtype))
