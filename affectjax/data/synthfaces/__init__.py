@@ -10,7 +10,8 @@ Generative story (per example i, all randomness from a generator seeded by (seed
    disgust AU10+15 (AU9 is not among the 12); neutral none; "other" a random mix of 1-3 AUs
    that contains no basic prototype. One global intensity g ~ U(domain range within
    [0.3, 1]) drives every prototype AU (each jittered by +-15 %, clipped to [0.3, 1]); each
-   other AU is weakly active (0.3-0.6) at the domain's low extra rate (never for neutral).
+   other AU is weakly active (0.3-0.6) at the domain's low extra rate (never for neutral
+   or other).
    The binary `au` label is 1 exactly when the AU is drawn (intensity >= 0.3).
 3. Valence/arousal: the class's point on Russell's circumplex (neutral (0, 0), happiness
    (0.8, 0.5), sadness (-0.7, -0.4), anger (-0.6, 0.7), fear (-0.6, 0.8), surprise (0.2, 0.8),

@@ -11,7 +11,7 @@ from affectjax.data.synthfaces import params as params_lib
 from affectjax.data.synthfaces import render as render_lib
 from affectjax.data.synthfaces.domains import get_domain
 
-_CHUNK = 64  # render this many faces at a time (keeps the work arrays in cache)
+_CHUNK = 32  # render this many faces at a time (keeps the work arrays in cache)
 
 
 class SynthFaces:

@@ -63,7 +63,7 @@ DOMAINS: dict[str, Domain] = {
         class_prior=(0.14, 0.13, 0.12, 0.12, 0.14, 0.13, 0.13, 0.09),
         intensity=(0.5, 1.0), extra_au_rate=0.02,
         rotation_deg=3.0, scale=(0.92, 1.0), shift=0.02, yaw=0.05,
-        blur=(0.0, 0.3), noise=(0.0, 0.01), light=0.1),
+        noise=(0.0, 0.01), light=0.1),
     "wild": Domain(
         class_prior=(0.25, 0.08, 0.04, 0.04, 0.38, 0.09, 0.06, 0.06),
         intensity=(0.3, 1.0), extra_au_rate=0.05,

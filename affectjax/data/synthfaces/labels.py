@@ -5,11 +5,14 @@ activates its FACS prototype (Ekman & Friesen's FACS; the ABAW expression set) w
 intensity in [0.3, 1]; valence/arousal come from the class's place on Russell's circumplex
 ("A circumplex model of affect", 1980) scaled by that intensity, plus Gaussian noise.
 
-All sampling here is per example, from a `numpy.random.Generator` that the caller derives from
-(seed, domain, index), so every label is a pure function of those three values.
+Sampling is vectorised over a batch but reads, for each example, only that example's own
+uniforms (drawn from a generator seeded by (seed, domain, index)), so every label is a pure
+function of those three values.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -49,68 +52,59 @@ _CORE_SETS = [frozenset(p["core"]) for name, p in PROTOTYPES.items()
               if name not in ("Neutral", "Other")]
 
 
-def _is_prototypical(aus: set[int]) -> bool:
-    """True when `aus` contains the core of a basic-expression prototype."""
-    return any(core <= aus for core in _CORE_SETS)
+def _au_mask(aus) -> np.ndarray:
+    m = np.zeros(NUM_AUS, bool)
+    for a in aus:
+        m[AU_INDEX[a]] = True
+    return m
 
 
-def sample_aus(rng: np.random.Generator, expr: int, *, intensity: tuple[float, float],
-               extra_rate: float) -> tuple[np.ndarray, float]:
-    """Samples the 12 AU intensities of one face showing expression `expr`.
+# Vectorised prototype tables (rows in ABAW order).
+_CORE = np.stack([_au_mask(PROTOTYPES[e]["core"]) for e in EXPRESSIONS])
+_GROUP_A = np.stack([_au_mask(PROTOTYPES[e]["choose"][0][:1] if PROTOTYPES[e]["choose"] else ())
+                     for e in EXPRESSIONS])
+_GROUP_B = np.stack([_au_mask(PROTOTYPES[e]["choose"][0][1:] if PROTOTYPES[e]["choose"] else ())
+                     for e in EXPRESSIONS])
+_EXTRA_P = np.zeros((NUM_EXPRESSIONS, NUM_AUS))
+for _e, _name in enumerate(EXPRESSIONS):
+    for _au, _prob in PROTOTYPES[_name]["extra"]:
+        _EXTRA_P[_e, AU_INDEX[_au]] = _prob
+_CORE_MASKS = np.stack([_au_mask(c) for c in _CORE_SETS])
+_CENTRES = np.array([CIRCUMPLEX.get(e, (0.0, 0.0)) for e in EXPRESSIONS])
+_OTHER = EXPRESSIONS.index("Other")
+_NEUTRAL = EXPRESSIONS.index("Neutral")
 
-    Args:
-      rng: the example's generator.
-      expr: ABAW expression index 0..7.
-      intensity: (low, high) range of the expression's global intensity, within [0.3, 1].
-      extra_rate: probability that each non-prototype AU is also active (weakly).
 
-    Returns:
-      (au_intensity float32 (12,) in [0, 1] with 0 = inactive and active AUs >= 0.3,
-       the global intensity g used for valence/arousal).
+def aus_from_uniforms(expr: np.ndarray, col: Callable[..., np.ndarray], *, intensity: tuple[float, float],
+                      extra_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """AU intensities (B, 12) in [0, 1] (active >= 0.3) and the global intensity g (B,).
+
+    `col(n)` returns the next n uniform columns (B, n). "Other" draws 1-3 AUs by random rank;
+    if they contain a basic prototype's core, only the first one is kept (one AU never does).
     """
-    name = EXPRESSIONS[expr]
-    proto = PROTOTYPES[name]
-    g = float(rng.uniform(*intensity))
-    active: set[int] = set(proto["core"])
-    for group in proto["choose"]:
-        pick = rng.integers(3)  # one of the two, or both
-        active |= set(group) if pick == 2 else {group[pick]}
-    for au, p in proto["extra"]:
-        if rng.random() < p:
-            active.add(au)
-    if name == "Other":  # a random non-prototypical mix of 1-3 AUs
-        while True:
-            k = int(rng.integers(1, 4))
-            mix = set(int(a) for a in rng.choice(AU_IDS, size=k, replace=False))
-            if not _is_prototypical(mix):
-                break
-        active = mix
-    out = np.zeros(NUM_AUS, np.float32)
-    jitter = rng.uniform(0.85, 1.15, size=NUM_AUS)
-    extra = rng.random(NUM_AUS) < extra_rate
-    weak = rng.uniform(0.3, 0.6, size=NUM_AUS)
-    for au in AU_IDS:
-        k = AU_INDEX[au]
-        if au in active:
-            out[k] = np.clip(g * jitter[k], 0.3, 1.0)
-        elif extra[k] and name != "Neutral":
-            out[k] = weak[k]
-    return out, g
+    g = intensity[0] + (intensity[1] - intensity[0]) * col()
+    pick = np.floor(3 * col())  # 0: first of the group, 1: second, 2: both
+    active = _CORE[expr] | (col(NUM_AUS) < _EXTRA_P[expr])
+    active |= _GROUP_A[expr] & (pick != 1)[:, None]
+    active |= _GROUP_B[expr] & (pick != 0)[:, None]
+    k = 1 + np.floor(3 * col())
+    ranks = np.argsort(np.argsort(col(NUM_AUS), axis=1), axis=1)
+    mix = ranks < k[:, None]
+    proto = np.any(np.all(mix[:, None] | ~_CORE_MASKS[None], axis=2), axis=1)
+    mix = np.where(proto[:, None], ranks < 1, mix)
+    other = (expr == _OTHER)[:, None]
+    active = np.where(other, mix, active)
+    strong = np.clip(g[:, None] * (0.85 + 0.3 * col(NUM_AUS)), 0.3, 1.0)
+    extra = (col(NUM_AUS) < extra_rate) & ((expr != _NEUTRAL) & (expr != _OTHER))[:, None]
+    weak = 0.3 + 0.3 * col(NUM_AUS)
+    au = np.where(active, strong, np.where(extra, weak, 0.0))
+    return au.astype(np.float32), g
 
 
-def sample_va(rng: np.random.Generator, expr: int, g: float, *,
-              noise: float = 0.08) -> np.ndarray:
-    """Valence/arousal of one face: the class's circumplex point times intensity, plus noise.
-
-    "Other" lies anywhere in [-0.8, 0.8]^2; neutral stays near 0 (noise only).
-
-    Returns:
-      float32 (2,) [valence, arousal] clipped to [-1, 1].
-    """
-    name = EXPRESSIONS[expr]
-    if name == "Other":
-        centre = rng.uniform(-0.8, 0.8, size=2)
-    else:
-        centre = np.asarray(CIRCUMPLEX[name]) * g
-    va = centre + noise * rng.standard_normal(2)
-    return np.clip(va, -1.0, 1.0).astype(np.float32)
+def va_from_uniforms(expr: np.ndarray, g: np.ndarray, col: Callable[..., np.ndarray], normals: np.ndarray,
+                     noise: float = 0.08) -> np.ndarray:
+    """Valence/arousal (B, 2): circumplex centre times g (other: uniform), plus noise, clipped."""
+    centre = _CENTRES[expr] * g[:, None]
+    anywhere = -0.8 + 1.6 * col(2)
+    centre = np.where((expr == _OTHER)[:, None], anywhere, centre)
+    return np.clip(centre + noise * normals, -1.0, 1.0).astype(np.float32)

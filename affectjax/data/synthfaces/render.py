@@ -11,10 +11,12 @@ shoulders and occluders), 1 skin, 2/3 left/right brow, 4/5 left/right eye, 6 nos
 Painter's order: background (flat or cluttered), back hair, neck, shoulders, face (skin),
 wrinkles/folds/cheeks (colour only, AU cues), nose, eyes (iris, pupil, lid line), brows,
 inner mouth and teeth, lips, front hair, occluder; then lighting gradient and tint, blur,
-colour saturation (0 = grayscale), Gaussian pixel noise, uint8 quantisation.
+Gaussian pixel noise, colour saturation (0 = grayscale), uint8 quantisation.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -33,6 +35,14 @@ def _resize_bilinear(a: np.ndarray, n: int) -> np.ndarray:
     w = (pos - i0).astype(_F32)
     a = a[:, :, i0] * (1 - w)[:, None] + a[:, :, i1] * w[:, None]
     return a[..., i0] * (1 - w) + a[..., i1] * w
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_table(num_pixels: int) -> np.ndarray:
+    """A fixed table of standard normal noise (3, num_pixels + 2**16), read-only."""
+    t = np.random.default_rng(0x5EED).standard_normal((3, num_pixels + 2**16), dtype=_F32)
+    t.flags.writeable = False
+    return t
 
 
 def _binomial_blur(img: np.ndarray) -> np.ndarray:
@@ -59,14 +69,16 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     b = len(p["expr"])
     f = geometry.features(p)
 
-    def g(x):  # per-example scalar -> (B, 1, 1, 1) float32
-        return np.asarray(x, _F32).reshape(b, 1, 1, 1)
+    # Pixels are flattened (B, C, n * n) so that per-example constants broadcast over one
+    # long contiguous axis (numpy's inner loops stay long).
+    def g(x):  # per-example scalar -> (B, 1, 1) float32
+        return np.asarray(x, _F32).reshape(b, 1, 1)
 
-    def c3(x):  # per-example colour -> (B, 3, 1, 1)
-        return np.broadcast_to(np.asarray(x, _F32), (b, 3)).reshape(b, 3, 1, 1)
+    def c3(x):  # per-example colour -> (B, 3, 1)
+        return np.broadcast_to(np.asarray(x, _F32), (b, 3)).reshape(b, 3, 1)
 
     grid = ((np.arange(n, dtype=_F32) + 0.5) / n * 2 - 1)
-    px, py = grid.reshape(1, 1, 1, n), grid.reshape(1, 1, n, 1)
+    px, py = np.tile(grid, n).reshape(1, 1, -1), np.repeat(grid, n).reshape(1, 1, -1)
     ca, sa, sc = g(np.cos(p["angle"])), g(np.sin(p["angle"])), g(p["scale"])
     dx, dy = px - g(p["tx"]), py - g(p["ty"])
     x = (ca * dx + sa * dy) / sc
@@ -74,11 +86,12 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     ppu = sc * (n / 2)
     yd, yk = geometry.yaw_terms(p)
     xs = x - g(yd)
-    xf = xs / (1 - g(yk) * np.sign(xs))
+    sgn = np.sign(xs)
+    xf = xs / (1 - g(yk) * sgn)
     ax = np.abs(xf)
-    right = (xf <= 0).astype(np.uint8)
-    tmp = np.empty((b, 3, n, n), _F32)
-    layer = np.zeros((b, 1, n, n), np.uint8)
+    right = (xf <= 0).view(np.uint8)
+    tmp = np.empty((b, 3, n * n), _F32)
+    layer = np.zeros((b, 1, n * n), np.uint8)
 
     def cov(d):
         out = 0.5 - d * ppu
@@ -103,8 +116,11 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     cl = g(p["clutter"])
     blocks = np.asarray(p["bg_blocks"], _F32).transpose(0, 3, 1, 2)
     idx = (np.arange(n) * blocks.shape[-1]) // n
-    blobs = _resize_bilinear(np.asarray(p["bg_blobs"], _F32).transpose(0, 3, 1, 2), n)
-    img = c3(p["bg"]) * (1 - cl) + cl * (0.55 * blocks[:, :, idx][..., idx] + 0.45 * blobs)
+    img = np.broadcast_to(c3(p["bg"]), (b, 3, n * n)).copy()
+    if np.any(p["clutter"] > 0):
+        blobs = _resize_bilinear(np.asarray(p["bg_blobs"], _F32).transpose(0, 3, 1, 2), n)
+        clutter = (0.55 * blocks[:, :, idx][..., idx] + 0.45 * blobs).reshape(b, 3, -1)
+        img += cl * (clutter - img)
     skin, hair = c3(p["skin"]), c3(p["hair"])
     tex = 0.9 + 0.1 * np.sin(60 * x + 8 * y)
     hg = [g(p["hair_geom"][:, k]) for k in range(9)]
@@ -119,11 +135,11 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     paint(cov(ellipse(0, 1.42, 1.0, 0.55)), c3(p["clothes"]), _CLOTHES)
 
     # Face: egg-shaped ellipse; AU26 stretches it below the jaw line.
-    ys = np.where(y > JAW_Y, JAW_Y + (y - JAW_Y) / g(f["jaw_stretch"]), y)
-    yr = ys - FACE_CY
-    ry = np.where(yr < 0, g(f["face_ry_top"]), g(f["face_ry_bot"]))
-    rx = g(f["face_rx"]) * (1 - 0.22 * np.clip(yr / g(f["face_ry_bot"]), 0, 1) ** 2)
-    r_face = np.sqrt((x / rx) ** 2 + (yr / ry) ** 2)
+    yr = y - FACE_CY - np.maximum(y - JAW_Y, 0) * g(1 - 1 / f["jaw_stretch"])
+    inv_top, inv_bot = g(1 / f["face_ry_top"]), g(1 / f["face_ry_bot"])
+    inv_ry = inv_bot + (inv_top - inv_bot) * (yr < 0)
+    rx = g(f["face_rx"]) * (1 - 0.22 * np.clip(yr * inv_bot, 0, 1) ** 2)
+    r_face = np.sqrt((x / rx) ** 2 + (yr * inv_ry) ** 2)
     a_face = cov((r_face - 1) * rx)
     paint(a_face, skin * (1.05 - 0.15 * r_face ** 2), _FACE)
     dark = skin * 0.62
@@ -167,11 +183,12 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     ddx, ddy = ax - ex, y - ey
     q = np.clip(1 - (ddx / ew) ** 2, 0, 1)
     d_up = -ddy - hu * q
-    d_eye = np.maximum(np.where(ddy < 0, d_up, ddy - hl * q), np.abs(ddx) - ew)
+    upper = ddy < 0
+    d_eye = np.maximum(d_up * upper + (ddy - hl * q) * ~upper, np.abs(ddx) - ew)
     a_eye = cov(d_eye)
     paint(a_eye, c3([0.94, 0.93, 0.9]), _EYE + right)
     gx, gy = g(p["gaze"][:, 0]), g(p["gaze"][:, 1])
-    r_iris = np.sqrt((np.where(right, -ddx, ddx) - gx) ** 2 + (ddy - gy) ** 2)
+    r_iris = np.sqrt((xf - sgn * ex - gx) ** 2 + (ddy - gy) ** 2)
     ri = g(0.05 * p["eye_size"])
     paint(cov(r_iris - ri) * a_eye, c3(p["iris"]))
     paint(cov(r_iris - 0.45 * ri) * a_eye, c3([0.03, 0.03, 0.03]))
@@ -197,9 +214,11 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     a_in = cov(np.maximum(np.maximum(ot - y, y - ob), d_side))
     paint(a_in, c3([0.32, 0.06, 0.08]), _INNER)
     gap = g(f["open_u"] + f["open_d"])
+    # (A layer skipped for the whole batch must add exactly zero to every example, so the
+    # pixels of an example never depend on the rest of its batch.)
     if np.any(gap > 0):
         d = np.maximum(y - ot - np.minimum(0.028, 0.5 * gap), ax - 0.78 * mw)
-        paint(a_in * cov(d), c3([0.95, 0.93, 0.86]))
+        paint(a_in * cov(d) * (gap > 0), c3([0.95, 0.93, 0.86]))
     if np.any(gap > 0.08):
         d = np.maximum(ob - 0.018 - y, ax - 0.6 * mw)
         paint(a_in * cov(d) * (gap > 0.08), c3([0.9, 0.88, 0.8]))
@@ -227,20 +246,28 @@ def _raster(p: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
         paint(cov(d) * g(p["occ_on"]), c3(p["occ_col"]) * (0.85 + 0.15 * np.cos(9 * u)),
               _OCCLUDER)
 
-    # Camera: lighting gradient and tint, blur, saturation, noise.
+    # Camera: lighting gradient and tint, blur, noise, saturation.
     la = p["light_angle"]
     img *= (1 + g(p["light"]) * (g(np.cos(la)) * px + g(np.sin(la)) * py)) * c3(p["tint"])
     blur = np.asarray(p["blur"], _F32)
-    for k in range(int(np.ceil(blur.max(initial=0.0)))):
-        w = np.clip(blur - k, 0, 1).reshape(b, 1, 1, 1)
-        img += w * (_binomial_blur(img) - img)
-    gray = 0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3]
-    img = gray + g(p["saturation"]) * (img - gray)
-    for i in range(b):
+    for k in range(int(np.ceil(blur.max(initial=0.0)))):  # only the examples that blur
+        sel = np.flatnonzero(blur > k)
+        w = np.minimum(blur[sel] - k, 1).reshape(-1, 1, 1)
+        part = img[sel]
+        img[sel] = part + w * (_binomial_blur(part.reshape(-1, 3, n, n)).reshape(part.shape)
+                               - part)
+    table = _noise_table(n * n)
+    for i in range(b):  # a per-example window into a fixed Gaussian table
         if p["noise"][i] > 0:
-            rng = np.random.default_rng(int(p["noise_seed"][i]))
-            img[i] += _F32(p["noise"][i]) * rng.standard_normal((3, n, n), dtype=_F32)
-    return img, LAYER_CLASS[layer[:, 0]]
+            start = int(p["noise_seed"][i]) % (table.shape[1] - n * n)
+            img[i] += _F32(p["noise"][i]) * table[:, start:start + n * n]
+    sel = np.flatnonzero(p["saturation"] != 1)  # only the examples that lose colour
+    if sel.size:
+        part = img[sel]
+        gray = 0.299 * part[:, 0:1] + 0.587 * part[:, 1:2] + 0.114 * part[:, 2:3]
+        img[sel] = gray + np.asarray(p["saturation"], _F32)[sel].reshape(-1, 1, 1) * (
+            part - gray)
+    return img.reshape(b, 3, n, n), LAYER_CLASS[layer[:, 0]].reshape(b, n, n)
 
 
 def render(params: dict[str, np.ndarray], *, image_size: int = 64,
