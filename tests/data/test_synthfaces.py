@@ -252,3 +252,16 @@ def test_cli_preview_and_bench(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cli_main(["--bench", "--num", "8", "--batch", "4", "--size", "16", "--domain", "studio"])
     assert "images/s" in capsys.readouterr().out
+
+
+def test_blur_matches_scipy_reference():
+    import sys
+    from scipy import ndimage
+
+    raster = sys.modules["affectjax.data.synthfaces.render"]
+    x = np.random.default_rng(0).random((2, 3, 9, 9)).astype(np.float32)
+    ref = x.astype(np.float64)
+    for axis in (2, 3):
+        ref = ndimage.correlate1d(ref, [0.25, 0.5, 0.25], axis=axis, mode="nearest")
+    got = raster._binomial_blur(x.reshape(2, 3, 81), 9).reshape(x.shape)
+    np.testing.assert_allclose(got, ref, atol=1e-6)

@@ -45,7 +45,7 @@ def preview(path: str, *, domain: str, size: int, num: int, seed: int) -> None:
         aus = ",".join(str(a) for a, on in zip(AU_IDS, b["au"][i]) if on)
         ax.set_title(f"{EXPRESSIONS[b['expr'][i]]}\nAU {aus or '-'}", fontsize=6.5, pad=1.5)
     fig.suptitle(f"SynthFaces domain={domain} size={size} seed={seed}", fontsize=8)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / (1.45 * rows)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"wrote {path}")

@@ -4,7 +4,7 @@
   (a lab set such as RaFD/CK+).
 * `wild`: colour, cluttered background, pose (rotation, scale, shift, yaw), occluders, blur,
   sensor noise, strong lighting; neutral/happy-heavy priors like AffectNet.
-* `grayscale_lowres`: grayscale, rendered at 3/8 of the output size then upsampled, mild pose
+* `grayscale_lowres`: grayscale, rendered at half the output size then upsampled, mild pose
   and noise; FER2013's class priors (no "Other").
 """
 
@@ -75,7 +75,7 @@ DOMAINS: dict[str, Domain] = {
         intensity=(0.3, 1.0), extra_au_rate=0.04,
         rotation_deg=10.0, scale=(0.85, 1.0), shift=0.04, yaw=0.2,
         clutter=(0.0, 0.5), occluder_prob=0.1, blur=(0.0, 0.5), noise=(0.01, 0.04),
-        light=0.3, grayscale=True, render_scale=0.375),
+        light=0.3, grayscale=True, render_scale=0.5),
 }
 
 

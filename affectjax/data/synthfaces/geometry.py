@@ -65,7 +65,7 @@ def features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     f["mouth_y"] = 0.42 + p["mouth_y"]
     f["mouth_w"] = 0.19 * p["mouth_w"] * (1 + 0.22 * a[12] - 0.18 * a[23] - 0.06 * a[24]
                                           - 0.05 * a[15])
-    f["mouth_c"] = 0.085 * a[12] - 0.065 * a[15]
+    f["mouth_c"] = 0.1 * a[12] - 0.075 * a[15]
     press = 1 - 0.8 * a[24]
     f["open_u"] = (0.012 * a[25] + 0.015 * a[26]) * press + 0.03 * a[10]
     f["open_d"] = (0.015 * a[25] + 0.10 * a[26]) * press + 0.006 * a[10]
