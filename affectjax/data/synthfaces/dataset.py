@@ -11,7 +11,7 @@ from affectjax.data.synthfaces import params as params_lib
 from affectjax.data.synthfaces import render as render_lib
 from affectjax.data.synthfaces.domains import get_domain
 
-_CHUNK = 32  # render this many faces at a time (keeps the work arrays in cache)
+_CHUNK_PIXELS = 32 * 64 * 64  # pixels rendered at a time (keeps work arrays in cache)
 
 
 class SynthFaces:
@@ -72,8 +72,10 @@ class SynthFaces:
         if idx.size == 0:
             raise ValueError("indices must not be empty")
         parts = []
-        for start in range(0, idx.size, _CHUNK):
-            chunk = idx[start:start + _CHUNK]
+        size = self.render_size or self.image_size
+        step = max(1, _CHUNK_PIXELS // (size * size))
+        for start in range(0, idx.size, step):
+            chunk = idx[start:start + step]
             p = self.params(chunk)
             out = self.render(p)
             b = len(chunk)
