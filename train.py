@@ -40,7 +40,14 @@ def parse_flags(argv: list[str]) -> list[str]:
     """Parses flags; a bad ``--config`` or ``--config.key`` is one line on stderr, exit 2."""
     try:
         rest = FLAGS(argv)
-    except flags.Error as exc:
+    except (AttributeError, KeyError) as exc:  # an override of a key the config lacks
+        name = str(exc).strip("'\" ")
+        given = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and name in a]
+        where = f" ({given[0]})" if given else ""
+        print(f"error: unknown config key {name!r}{where}; see the config file for the keys",
+              file=sys.stderr)
+        sys.exit(2)
+    except (flags.Error, ValueError, TypeError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
     if FLAGS.config is None:

@@ -145,6 +145,8 @@ def _merge_pretrained(variables: dict[str, Any], path: str) -> dict[str, Any]:
     if not os.path.isdir(path):
         raise DataError(f"config.init_from: no converted checkpoint directory at {path}")
     loaded = convert.load_converted(path)
+    if isinstance(loaded, tuple):  # (variables, meta)
+        loaded = loaded[0]
     flat_loaded = dict(jax.tree_util.tree_leaves_with_path(loaded))
     used, skipped = 0, []
 
@@ -174,7 +176,18 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
     from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
 
+    # Names first (cheap), so a typo fails before any data is prepared.
     method = get_method(config.method)
+    model = method.build_model(config)
+    bcfg = dict(config.balancer)
+    balancer = balancing.create(bcfg.pop("name"), **bcfg)
+    pipeline.get_builder_class(config.data.name)
+    if config.optimizer.name not in optim.OPTIMIZERS:
+        raise KeyError(f"unknown optimizer.name {config.optimizer.name!r}; choose one of "
+                       f"{list(optim.OPTIMIZERS)}")
+    if config.optimizer.get("schedule", "constant") not in optim.SCHEDULES:
+        raise KeyError(f"unknown optimizer.schedule {config.optimizer.schedule!r}; choose "
+                       f"one of {list(optim.SCHEDULES)}")
     batch_size = _positive_int(config, "batch_size", config.batch_size)
     eval_batch_size = config.get("eval_batch_size", 0) or batch_size
     num_devices = int(config.get("num_devices", 0) or 0)
@@ -194,10 +207,7 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     steps_per_epoch = config.get("steps_per_epoch", 0) or train_loader.steps_per_epoch
     if steps_per_epoch <= 0:
         raise DataError(f"the training split has fewer than batch_size={batch_size} examples")
-
-    model = method.build_model(config)
-    bcfg = dict(config.balancer)
-    balancer = balancing.create(bcfg.pop("name"), **bcfg)
+    phases = build_phases(config, method.groups, steps_per_epoch)
     loss_fn = method.make_loss(config, train_source)
 
     root = jax.random.PRNGKey(config.seed)
@@ -211,7 +221,6 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
         variables = _merge_pretrained(dict(variables), config.init_from)
 
     group_labels = method.param_groups(variables["params"])
-    phases = build_phases(config, method.groups, steps_per_epoch)
     num_tasks = len(method.task_names)
     balancer_params = balancer.init_params(num_tasks)
     run = RunSetup(

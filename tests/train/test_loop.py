@@ -1,0 +1,205 @@
+"""End to end: the quickstart config, shrunk, through `run`; resume after SIGKILL; 4 devices.
+
+One in-process run (the reference) is shared by the tests of this module; the resume and
+multi-device tests run the same config in subprocesses and compare their final metrics
+with it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-position
+
+import jax  # noqa: E402  pylint: disable=wrong-import-position
+import orbax.checkpoint as ocp  # noqa: E402  pylint: disable=wrong-import-position
+
+from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train import setup  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
+
+TOTAL_STEPS = 9  # 1 epoch head-only + 2 epochs all weights, 3 steps per epoch.
+
+DRIVER = textwrap.dedent("""
+    import json, os, signal, sys
+    import ml_collections
+    from affectjax.train import checkpoint, loop
+
+    config = ml_collections.ConfigDict(json.load(open(sys.argv[1])))
+    kill_at = int(sys.argv[3])
+    if kill_at:
+        save = checkpoint.Checkpointer.save
+        def save_then_die(self, state, meta, *, best=False):
+            save(self, state, meta, best=best)
+            if not best and int(state.step) == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint.Checkpointer.save = save_then_die
+    loop.run(config, sys.argv[2])
+""")
+
+
+def tiny_config(data_dir):
+    """configs/quickstart.py shrunk: 32 px, efficientnet_tiny, 9 steps in two phases."""
+    c = quickstart.get_config()
+    c.model.backbone = "efficientnet_tiny"
+    c.model.width_multiplier = 1.0
+    c.data.data_dir = str(data_dir)
+    c.data.image_size = 32
+    c.data.builder_kwargs = dict(domain="studio", image_size=32,
+                                 sizes=dict(train=48, validation=20))
+    c.batch_size = 8
+    c.steps_per_epoch = 3
+    c.phase_order = ("head", "full")
+    c.phases.head = dict(epochs=1, learning_rate=1e-2, trainable="head")
+    c.phases.full.epochs = 2
+    c.phases.full.learning_rate = 3e-3
+    c.optimizer.schedule = "constant"
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 2
+    c.progress_bar = False
+    return c
+
+
+# Faster compilation, here and in the subprocesses (same numerics in both).
+FAST_COMPILE = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield _reference_run(tmp_path_factory)
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
+
+
+def _reference_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_e2e")
+    config = tiny_config(root / "data")
+    workdir = str(root / "reference")
+    final = loop.run(config, workdir)
+    return {"root": root, "config": config, "workdir": workdir, "final": final}
+
+
+def _subprocess(args, env=None, check=True):
+    env = dict(os.environ, **FAST_COMPILE, **(env or {}))
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def test_writes_checkpoints_logs_metrics_and_plots(reference):
+    workdir, final = reference["workdir"], reference["final"]
+    assert final["step"] == TOTAL_STEPS
+    # Periodic checkpoints (the last 2 kept) and the best one.
+    steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))
+                   if s.isdigit())
+    assert steps[-1] == TOTAL_STEPS and len(steps) == 2
+    assert [s for s in os.listdir(os.path.join(workdir, "best")) if s.isdigit()]
+    # metrics.jsonl: train records every 2 steps and at epoch ends, eval per epoch.
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    train = [r for r in records if r["split"] == "train"]
+    evals = [r for r in records if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [3, 6, 9]
+    assert all(np.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in train)
+    assert all(r["lr"] == pytest.approx(1e-2) for r in train if r["step"] <= 3)
+    assert all(r["lr"] == pytest.approx(3e-3) for r in train if r["step"] > 3)
+    # final_metrics.json mirrors the returned dict and has sane metrics.
+    on_disk = json.load(open(os.path.join(workdir, "final_metrics.json")))
+    assert on_disk["eval"] == final["eval"]
+    ev = final["eval"]
+    assert 0 <= ev["expr_f1"] <= 1 and 0 <= ev["expr_acc"] <= 1
+    assert -1 <= ev["ccc_valence"] <= 1 and -1 <= ev["ccc_arousal"] <= 1
+    assert ev["num_expr"] <= 20 and ev["num_va"] <= 20  # padding excluded
+    assert final["best"]["value"] == max(r["score"] for r in evals)
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    for name in ("curves.png", "confusion_matrix.png", "va_scatter.png"):
+        with Image.open(os.path.join(workdir, "plots", name)) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_rerun_after_the_end_reproduces_the_metrics(reference, capsys):
+    final = loop.run(reference["config"], reference["workdir"])
+    assert final["eval"] == reference["final"]["eval"]
+    assert "done: 9 steps" in capsys.readouterr().out
+
+
+def test_sigkill_then_rerun_resumes_to_the_same_result(reference, tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(reference["config"].to_json())
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    workdir = str(tmp_path / "run")
+    # Killed right after the checkpoint of step 4 (inside the second phase).
+    killed = _subprocess([str(driver), str(config_path), workdir, "4"], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(workdir, "final_metrics.json"))
+    resumed = _subprocess([str(driver), str(config_path), workdir, "0"])
+    assert "resuming from" in resumed.stderr
+    final = json.load(open(os.path.join(workdir, "final_metrics.json")))
+    assert final["eval"] == reference["final"]["eval"]
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["step"] for r in records if r["split"] == "eval"] == [3, 6, 9]
+
+
+def test_four_cpu_devices_match_one_device(reference, tmp_path):
+    config = reference["config"].copy_and_resolve_references()
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.to_json())
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    workdir = str(tmp_path / "run")
+    _subprocess([str(driver), str(config_path), workdir, "0"],
+                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    final = json.load(open(os.path.join(workdir, "final_metrics.json")))
+    ref = reference["final"]
+    assert final["num_devices"] == 4 and ref["num_devices"] == 1
+    np.testing.assert_allclose(final["train"]["loss"], ref["train"]["loss"], rtol=1e-3)
+    for key in ("ccc_valence", "ccc_arousal", "expr_acc"):
+        np.testing.assert_allclose(final["eval"][key], ref["eval"][key], rtol=2e-3, atol=2e-3)
+
+
+def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
+        reference, tmp_path, monkeypatch, capsys):
+    config = reference["config"]
+    workdir = str(tmp_path / "nan")
+    run = setup.setup_run(config, workdir)
+    clean = run.train_loader.iterate
+
+    def poisoned(start_step=0):
+        for step, batch in enumerate(clean(start_step), start=start_step + 1):
+            if step == 5:  # the batch of step 5 makes that step's loss NaN
+                batch = dict(batch, image=np.full_like(batch["image"], np.nan))
+            yield batch
+
+    run.train_loader.iterate = poisoned
+    monkeypatch.setattr(loop, "setup_run", lambda *_: run)
+    with pytest.raises(SystemExit) as info:
+        loop.run(config, workdir)
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: non-finite loss") and "at step 5" in err
+    checkpointer = Checkpointer(workdir)
+    assert checkpointer.latest_step() == 4  # saved before the NaN; step 6 never saved
+    assert checkpointer.restore_meta(4)["phase"] == 1  # the all-weights phase
+    saved = checkpointer.latest.restore(4, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))["state"]
+    assert int(saved["step"]) == 4
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(saved["params"]))
+    checkpointer.close()
