@@ -4,14 +4,15 @@
 
 The method of the paper (emotieffnet: joint 8-expression + valence/arousal head, loss
 eq. 1 with class weights, SAM around Adam, no augmentation) on a narrow 4-block
-EfficientNet (`efficientnet_tiny` at width 2), 64×64 SynthFaces "studio" images (3200
-train / 480 validation, generated and cached in ``data.data_dir`` on the first run),
-5 epochs of 100 steps from scratch, one phase (all weights: a random backbone has nothing
-to keep frozen), cosine learning-rate decay.
+EfficientNet (`efficientnet_tiny` at width 2, 61k parameters), 64×64 SynthFaces
+"studio" images (3200 train / 480 validation, generated and cached in ``data.data_dir``
+on the first run), 8 epochs of 100 steps from scratch in one phase (all weights: a random
+backbone has nothing to keep frozen), cosine learning-rate decay.
 
-Measured (seed 0, 2-core CPU shared with other jobs, whole command incl. data generation
-and compilation: 2 min 25 s wall): validation expression macro-F1 0.654, accuracy 0.667
-(chance 0.125); CCC valence 0.708, arousal 0.667.
+Measured (seed 0, 2-core CPU shared with other jobs; the whole command including data
+generation and compilation: 2 min 48 s wall, 800 steps at about 180 images/s): on the
+validation split, expression macro-F1 0.803 and accuracy 0.817 (chance 0.125), CCC
+valence 0.819 and arousal 0.714 (best checkpoint: step 600, F1 0.811).
 """
 
 from configs import common
@@ -26,7 +27,7 @@ def get_config():
     c.data.builder_kwargs = dict(domain="studio", image_size=64,
                                  sizes=dict(train=3200, validation=480))
     c.batch_size = 32
-    c.phases.full.epochs = 5
+    c.phases.full.epochs = 8
     c.phases.full.learning_rate = 3e-3
     c.optimizer.schedule = "cosine"
     c.log_every_steps = 20

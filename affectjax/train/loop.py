@@ -23,15 +23,12 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from affectjax.train import checkpoint as ckpt_lib
 from affectjax.train import evaluation as eval_lib
 from affectjax.train import logs
 from affectjax.train import plots
-from affectjax.train import sharding
-from affectjax.train import steps as steps_lib
 from affectjax.train.errors import NonFiniteLossError, UserError, one_line
 from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
 

@@ -10,8 +10,6 @@ import pytest
 from affectjax.train import optim
 from affectjax.train.errors import ConfigError
 
-jax.config.update("jax_enable_x64", False)
-
 
 def _cfg(**kw):
     base = dict(name="adam", b1=0.9, b2=0.999, eps=1e-8, momentum=0.0, weight_decay=0.0,
