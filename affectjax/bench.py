@@ -17,7 +17,8 @@ from the same block strings) with the same dropout and drop-path rates. Each is 
 the table gives images/s from the median step time, the ratio affectjax / PyTorch, the
 affectjax compile time, and peak memory (GPU: device peak bytes; CPU: the process's peak
 resident set size during that measurement, reset before each one through
-`/proc/self/clear_refs`). `--dtype bfloat16` runs affectjax with bfloat16 computation
+`/proc/self/clear_refs`). PyTorch runs in `channels_last` memory format (`--torch-contiguous`
+for NCHW) with denormals flushed to zero, as XLA does. `--dtype bfloat16` runs affectjax with bfloat16 computation
 (float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its device (on CPU
 that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test assertion.
 """
@@ -192,17 +193,34 @@ def torch_reference(name: str, module: Any) -> Any:
 
 
 def bench_torch(
-    name: str, *, batch_size: int, image_size: int, dtype: str, steps: int, warmup: int, optimizer: str = "sgd"
+    name: str,
+    *,
+    batch_size: int,
+    image_size: int,
+    dtype: str,
+    steps: int,
+    warmup: int,
+    optimizer: str = "sgd",
+    channels_last: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Times the PyTorch reference the same way as `bench_affectjax` (same keys)."""
+    """Times the PyTorch reference the same way as `bench_affectjax` (same keys).
+
+    The model and images are in `torch.channels_last` memory format (NHWC, as affectjax;
+    timm's recommended setting) unless `channels_last=False`, and denormals are flushed to
+    zero (`torch.set_flush_denormal(True)`), as XLA does on CPU.
+    """
     import torch
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
+    torch.set_flush_denormal(True)
     module = models.create(name)
     model = torch_reference(name, module).to(device)
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, module.num_classes, (batch_size,), generator=gen).to(device)
     if optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -262,7 +280,9 @@ def format_table(record: dict[str, Any]) -> str:
     lines = [
         f"model {cfg['model']}, batch {cfg['batch_size']}, {cfg['image_size']}x{cfg['image_size']}, "
         f"{cfg['dtype']}, optimizer {cfg['optimizer']}, median of {cfg['steps']} steps after {cfg['warmup']} warm-up; "
-        f"device {record['device']}; jax {record['versions']['jax']}, torch {record['versions'].get('torch', '-')}",
+        f"device {record['device']}; jax {record['versions']['jax']}, torch {record['versions'].get('torch', '-')} "
+        f"({record.get('torch_memory_format', '-')}, {record.get('torch_threads', '-')} threads); "
+        f"1-min load average {record['load_average_before'][0]:.1f} before, {record['load_average_after'][0]:.1f} after",
         "",
         "| phase | affectjax img/s | PyTorch img/s | ratio affectjax/PyTorch | affectjax compile s | "
         "affectjax peak MB | PyTorch peak MB |",
@@ -290,6 +310,7 @@ def run(
     warmup: int = 3,
     optimizer: str = "sgd",
     torch_reference_too: bool = True,
+    torch_channels_last: bool = True,
 ) -> dict[str, Any]:
     """Benchmarks affectjax (and the PyTorch reference) and returns the JSON-able record."""
     if model not in models.MODELS:
@@ -302,18 +323,22 @@ def run(
     record: dict[str, Any] = {
         "config": {"model": model, **kwargs},
         "device": device_description(),
+        "load_average_before": list(os.getloadavg()),
         "versions": {"jax": jax.__version__},
         "affectjax": bench_affectjax(model, **kwargs),
     }
+    record["load_average_after"] = list(os.getloadavg())
     if torch_reference_too:
         import torch
 
         record["versions"]["torch"] = torch.__version__
         record["torch_threads"] = torch.get_num_threads()
-        record["torch"] = bench_torch(model, **kwargs)
+        record["torch_memory_format"] = "channels_last" if torch_channels_last else "contiguous (NCHW)"
+        record["torch"] = bench_torch(model, channels_last=torch_channels_last, **kwargs)
         record["ratio"] = {
             p: record["affectjax"][p]["images_per_s"] / record["torch"][p]["images_per_s"] for p in ("forward", "train_step")
         }
+    record["load_average_after"] = list(os.getloadavg())
     return record
 
 
@@ -328,6 +353,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
     parser.add_argument("--json", default=None, help="write the record to this file")
     parser.add_argument("--no-torch", action="store_true", help="affectjax only")
+    parser.add_argument(
+        "--torch-contiguous", action="store_true", help="PyTorch in NCHW contiguous format instead of channels_last"
+    )
     args = parser.parse_args(argv)
     record = run(
         args.model,
@@ -338,6 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         warmup=args.warmup,
         optimizer=args.optimizer,
         torch_reference_too=not args.no_torch,
+        torch_channels_last=not args.torch_contiguous,
     )
     print(format_table(record))
     if args.json:

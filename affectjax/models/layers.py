@@ -17,6 +17,7 @@ possible and live here:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import jax
@@ -161,30 +162,10 @@ class DropPath(nn.Module):
         return drop_path(x, self.rate, deterministic=False, rng=self.make_rng("dropout"))
 
 
-def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, padding: Padding) -> jax.Array:
-    """Depthwise convolution as a sum of k*k shifted, per-channel-scaled copies of the input.
-
-    Numerically the same operation as `lax.conv_general_dilated(..., feature_group_count=C)`
-    (cross-correlation, NHWC, HWIO kernel `(k, k, 1, C)`), written with pad / strided slice /
-    multiply / add only, which XLA fuses into one loop on CPU; its gradients are the same
-    kind of fusions. See the README's performance section for when this is faster.
-
-    Args:
-        x: (B, H, W, C).
-        kernel: (kh, kw, 1, C).
-        stride: spatial stride.
-        padding: `'SAME'`/`'VALID'` or `[(top, bottom), (left, right)]`.
-
-    Returns:
-        (B, H_out, W_out, C).
-    """
+def _shift_sum(xp: jax.Array, kernel: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
+    """sum_ij xp[:, s*o + i, s*p + j, :] * kernel[i, j, 0, :] over an already padded input."""
     kh, kw = kernel.shape[:2]
-    if isinstance(padding, str):
-        padding = jax.lax.padtype_to_pads(x.shape[1:3], (kh, kw), (stride, stride), padding)
-    (pt, pb), (pl, pr) = padding
-    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    h_out = (xp.shape[1] - kh) // stride + 1
-    w_out = (xp.shape[2] - kw) // stride + 1
+    h_out, w_out = out_hw
     out = None
     for i in range(kh):
         for j in range(kw):
@@ -197,6 +178,87 @@ def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, padding: 
             term = patch * kernel[i, j, 0]
             out = term if out is None else out + term
     return out
+
+
+def _explicit_pads(shape_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int, padding: Padding):
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(shape_hw, kernel_hw, (stride, stride), padding)
+    return tuple(tuple(int(p) for p in pair) for pair in padding)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_shift(x: jax.Array, kernel: jax.Array, stride: int, pads: tuple) -> jax.Array:
+    (pt, pb), (pl, pr) = pads
+    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw = kernel.shape[:2]
+    out_hw = ((xp.shape[1] - kh) // stride + 1, (xp.shape[2] - kw) // stride + 1)
+    return _shift_sum(xp, kernel, stride, out_hw)
+
+
+def _depthwise_shift_fwd(x, kernel, stride, pads):
+    return _depthwise_shift(x, kernel, stride, pads), (x, kernel)
+
+
+def _depthwise_shift_bwd(stride, pads, residuals, g):
+    x, kernel = residuals
+    kh, kw = kernel.shape[:2]
+    (pt, pb), (pl, pr) = pads
+    h, w = x.shape[1:3]
+    h_out, w_out = g.shape[1:3]
+    # Input gradient: the transposed convolution, i.e. the stride-dilated output gradient,
+    # padded (negative pads crop) and correlated with the flipped kernel, as one shift sum.
+    zero = jnp.zeros((), g.dtype)
+    gp = jax.lax.pad(
+        g,
+        zero,
+        (
+            (0, 0, 0),
+            (kh - 1 - pt, h + pt - (h_out - 1) * stride - 1, stride - 1),
+            (kw - 1 - pl, w + pl - (w_out - 1) * stride - 1, stride - 1),
+            (0, 0, 0),
+        ),
+    )
+    dx = _shift_sum(gp, kernel[::-1, ::-1].astype(g.dtype), 1, (h, w))
+    # Kernel gradient: one reduction per tap.
+    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            patch = jax.lax.slice(
+                xp,
+                (0, i, j, 0),
+                (xp.shape[0], i + stride * (h_out - 1) + 1, j + stride * (w_out - 1) + 1, xp.shape[3]),
+                (1, stride, stride, 1),
+            )
+            taps.append(jnp.sum(patch.astype(jnp.float32) * g.astype(jnp.float32), axis=(0, 1, 2)))
+    dkernel = jnp.stack(taps).reshape(kh, kw, 1, -1).astype(kernel.dtype)
+    return dx.astype(x.dtype), dkernel
+
+
+_depthwise_shift.defvjp(_depthwise_shift_fwd, _depthwise_shift_bwd)
+
+
+def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, padding: Padding) -> jax.Array:
+    """Depthwise convolution as a sum of k*k shifted, per-channel-scaled copies of the input.
+
+    Numerically the same operation as `lax.conv_general_dilated(..., feature_group_count=C)`
+    (cross-correlation, NHWC, HWIO kernel `(k, k, 1, C)`), written with pad / strided slice /
+    multiply / add only, which XLA fuses into one loop on CPU. A custom VJP computes the
+    input gradient the same way (transposed convolution = dilated, padded output gradient
+    correlated with the flipped kernel), instead of the k*k separate pads that automatic
+    differentiation of the slices produces. See the README's performance section.
+
+    Args:
+        x: (B, H, W, C).
+        kernel: (kh, kw, 1, C).
+        stride: spatial stride.
+        padding: `'SAME'`/`'VALID'` or `[(top, bottom), (left, right)]`.
+
+    Returns:
+        (B, H_out, W_out, C).
+    """
+    pads = _explicit_pads(x.shape[1:3], kernel.shape[:2], stride, padding)
+    return _depthwise_shift(x, kernel, stride, pads)
 
 
 class DepthwiseConv(nn.Module):
