@@ -146,8 +146,9 @@ def test_sigkill_then_rerun_resumes_to_the_same_result(reference, tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     workdir = str(tmp_path / "run")
-    # Killed right after the checkpoint of step 4 (inside the second phase).
-    killed = _subprocess([str(driver), str(config_path), workdir, "4"], check=False)
+    # Killed right after the checkpoint of step 2, in the head-only phase; the rerun
+    # resumes there and switches to the all-weights phase at step 3.
+    killed = _subprocess([str(driver), str(config_path), workdir, "2"], check=False)
     assert killed.returncode == -signal.SIGKILL
     assert not os.path.exists(os.path.join(workdir, "final_metrics.json"))
     resumed = _subprocess([str(driver), str(config_path), workdir, "0"])
@@ -184,7 +185,7 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
 
     def poisoned(start_step=0):
         for step, batch in enumerate(clean(start_step), start=start_step + 1):
-            if step == 5:  # the batch of step 5 makes that step's loss NaN
+            if step == 3:  # the batch of step 3 makes that step's loss NaN
                 batch = dict(batch, image=np.full_like(batch["image"], np.nan))
             yield batch
 
@@ -194,12 +195,11 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
         loop.run(config, workdir)
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: non-finite loss") and "at step 5" in err
+    assert err.startswith("error: non-finite loss") and "at step 3" in err
     checkpointer = Checkpointer(workdir)
-    assert checkpointer.latest_step() == 4  # saved before the NaN; step 6 never saved
-    assert checkpointer.restore_meta(4)["phase"] == 1  # the all-weights phase
-    saved = checkpointer.latest.restore(4, args=ocp.args.Composite(
+    assert checkpointer.latest_step() == 2  # saved before the NaN; step 3 never saved
+    saved = checkpointer.latest.restore(2, args=ocp.args.Composite(
         state=ocp.args.StandardRestore()))["state"]
-    assert int(saved["step"]) == 4
+    assert int(saved["step"]) == 2
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(saved["params"]))
     checkpointer.close()
