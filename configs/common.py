@@ -50,4 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.progress_bar = True
     c.num_devices = 0  # devices of the data-parallel mesh (0 = all).
     c.distributed = False  # True: jax.distributed.initialize() first (multi-host).
+    c.coordinator_address = ""  # multi-host without auto-detection: "host:port" of process 0,
+    c.num_processes = -1  # the number of processes,
+    c.process_id = -1  # and this process's index (-1 / "" = auto-detect).
     return c

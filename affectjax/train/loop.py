@@ -29,7 +29,7 @@ from affectjax.train import checkpoint as ckpt_lib
 from affectjax.train import evaluation as eval_lib
 from affectjax.train import logs
 from affectjax.train import plots
-from affectjax.train.errors import NonFiniteLossError, UserError, one_line
+from affectjax.train.errors import ConfigError, NonFiniteLossError, UserError, one_line
 from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
 
 
@@ -102,8 +102,15 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
     if latest is not None:
         meta = checkpointer.restore_meta(latest)
         phase_index = int(meta["phase"])
-        state = build_phase_optimizer(run, state, phases[phase_index])
-        state = checkpointer.restore(latest, state)
+        try:
+            state = build_phase_optimizer(run, state, phases[phase_index])
+            state = checkpointer.restore(latest, state)
+        except (ValueError, IndexError) as exc:
+            checkpointer.close()
+            raise ConfigError(
+                f"{workdir}/checkpoints/{latest} does not fit this config (was it written by "
+                f"another model, method or phase layout?); use a new --workdir: "
+                f"{one_line(exc)[:200]}") from exc
         best = meta.get("best", best)
     start = int(jax.device_get(state.step))
     total = phases[-1].end

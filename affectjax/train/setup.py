@@ -172,7 +172,12 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     """Resolves `config` into a ready-to-train `RunSetup` (see the module docstring)."""
     del workdir
     if config.get("distributed", False):
-        jax.distributed.initialize()
+        # Auto-detects Cloud TPU, SLURM, Open MPI and Kubernetes clusters; elsewhere give
+        # the coordinator "host:port", the number of processes and this process's id.
+        kwargs = {k: config.get(k) for k in ("coordinator_address", "num_processes",
+                                             "process_id")
+                  if config.get(k) not in (None, "", -1)}
+        jax.distributed.initialize(**kwargs)
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
     from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
 
