@@ -92,7 +92,8 @@ class Progress:
                               for k, v in values.items()}, refresh=False)
 
     def write(self, text: str) -> None:
-        self.bar.write(text, file=sys.stderr)
+        if jax.process_index() == 0:
+            self.bar.write(text, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
