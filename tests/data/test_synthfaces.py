@@ -110,7 +110,7 @@ def test_domains_look_different():
 def _near(parsing, x, y, classes, radius):
     """True when a pixel of `classes` lies within `radius` (Chebyshev) of (x, y)."""
     h, w = parsing.shape
-    j, i = int(round(float(x))), int(round(float(y)))
+    j, i = int(np.floor(float(x))), int(np.floor(float(y)))
     patch = parsing[max(i - radius, 0):min(i + radius + 1, h),
                     max(j - radius, 0):min(j + radius + 1, w)]
     return np.isin(patch, classes).any()

@@ -37,7 +37,8 @@ Generative story (per example i, all randomness from a generator seeded by (seed
    `expr_clean` keeps the drawn one.
 
 Landmarks are the deformed geometry's eye centres, nose tip and mouth corners after the pose
-transform, in pixels (x, y) of the stored image (pixel (j, i) has its centre at x = j, y = i).
+transform, in pixels (x, y) of the stored image (pixel (j, i) covers [j, j + 1) x [i, i + 1),
+so its centre is at x = j + 0.5, y = i + 0.5, as in every reader).
 Order: left eye, right eye, nose tip, left mouth corner, right mouth corner, where "left" is the
 SUBJECT's left, which appears on the IMAGE's right (larger x in a frontal face); the parsing
 classes 2/4 (left brow/eye) follow the same convention.

@@ -82,14 +82,18 @@ def yaw_terms(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def to_image(p: dict[str, np.ndarray], xf: np.ndarray, y: np.ndarray,
              size: int) -> np.ndarray:
-    """Maps feature-frame points (B, N) to pixel coordinates (B, N, 2) of a size x size image."""
+    """Maps feature-frame points (B, N) to pixel coordinates (B, N, 2) of a size x size image.
+
+    Pixel (j, i) covers [j, j + 1) x [i, i + 1), so its centre is (j + 0.5, i + 0.5): the
+    convention of every reader and of the pipeline's flips and resizes.
+    """
     d, k = (t[:, None] for t in yaw_terms(p))
     x = d + xf * (1 - k * np.sign(xf))
     c, s = np.cos(p["angle"])[:, None], np.sin(p["angle"])[:, None]
     sc = p["scale"][:, None]
     px = p["tx"][:, None] + sc * (c * x - s * y)
     py = p["ty"][:, None] + sc * (s * x + c * y)
-    return np.stack([(px + 1) * size / 2 - 0.5, (py + 1) * size / 2 - 0.5], axis=-1)
+    return np.stack([(px + 1) * size / 2, (py + 1) * size / 2], axis=-1)
 
 
 def landmarks(p: dict[str, np.ndarray], size: int) -> np.ndarray:
