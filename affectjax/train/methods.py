@@ -85,7 +85,7 @@ _HEAD = "classifier"
 
 
 def _emotieffnet_model(config: Any) -> Any:
-    kwargs = dict(config.model)
+    kwargs = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
     name = kwargs.pop("name", "emotieffnet")
     return models_lib.create(name, **kwargs)
 

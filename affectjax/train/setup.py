@@ -184,7 +184,8 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     # Names first (cheap), so a typo fails before any data is prepared.
     method = get_method(config.method)
     model = method.build_model(config)
-    bcfg = dict(config.balancer)
+    bcfg = (config.balancer.to_dict() if hasattr(config.balancer, "to_dict")
+            else dict(config.balancer))
     balancer = balancing.create(bcfg.pop("name"), **bcfg)
     pipeline.get_builder_class(config.data.name)
     if config.optimizer.name not in optim.OPTIMIZERS:
