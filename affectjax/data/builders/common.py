@@ -42,18 +42,20 @@ class AffectConfig(tfds.core.BuilderConfig):
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def make_config(prefix: str, kwargs: Mapping[str, Any]) -> AffectConfig:
+def make_config(prefix: str, kwargs: Mapping[str, Any], *, salt: str = "") -> AffectConfig:
     """A config whose name is ``prefix`` plus a hash of ``kwargs``, so each setting caches apart.
 
     Args:
         prefix: readable part of the name, e.g. "studio-64px".
         kwargs: the generation/reading arguments (JSON-serialisable).
+        salt: mixed into the hash only, e.g. a generator's version, so that data made by an
+            older generator is never read back as current.
 
     Returns:
         An `AffectConfig` named ``{prefix}-{hash8}``.
     """
     blob = json.dumps(dict(kwargs), sort_keys=True, default=str)
-    digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+    digest = hashlib.sha1((blob + salt).encode()).hexdigest()[:8]
     return AffectConfig(name=f"{prefix}-{digest}", version=VERSION, kwargs=dict(kwargs),
                         description=blob)
 

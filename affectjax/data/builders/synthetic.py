@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from affectjax.data.builders import common
+from affectjax.data import synthfaces
 
 SPLITS = ("train", "validation", "test")
 
@@ -48,7 +49,7 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             raise KeyError(f"builder_kwargs.sizes: unknown splits {sorted(unknown)}; "
                            f"choices: {list(SPLITS)}")
         prefix = f"{kwargs.get('domain', 'studio')}-{kwargs.get('image_size', 64)}px"
-        return common.make_config(prefix, kwargs)
+        return common.make_config(prefix, kwargs, salt=synthfaces.RENDERER_VERSION)
 
     @classmethod
     def split_ranges(cls, sizes: dict[str, int]) -> dict[str, range]:

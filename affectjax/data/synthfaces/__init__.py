@@ -61,8 +61,12 @@ from affectjax.data.synthfaces.labels import AU_IDS, CIRCUMPLEX, EXPRESSIONS, PR
 from affectjax.data.synthfaces.params import sample_params
 from affectjax.data.synthfaces.render import render
 
+# Bumped whenever the same (seed, domain, index) renders differently; data caches key on it.
+RENDERER_VERSION = "2"
+
 PARSING_CLASSES = ("background", "skin", "left_brow", "right_brow", "left_eye", "right_eye",
                    "nose", "upper_lip", "inner_mouth", "lower_lip", "hair")
 
 __all__ = ["SynthFaces", "DOMAINS", "Domain", "get_domain", "render", "sample_params",
-           "landmarks", "EXPRESSIONS", "AU_IDS", "PROTOTYPES", "CIRCUMPLEX", "PARSING_CLASSES"]
+           "landmarks", "EXPRESSIONS", "AU_IDS", "PROTOTYPES", "CIRCUMPLEX", "PARSING_CLASSES",
+           "RENDERER_VERSION"]
