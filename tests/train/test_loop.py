@@ -5,6 +5,7 @@ multi-device tests run the same config in subprocesses and compare their final m
 with it.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -71,18 +72,25 @@ def tiny_config(data_dir):
     return c
 
 
-# Faster compilation, here and in the subprocesses (same numerics in both).
+# Faster compilation, in the subprocesses and around each in-process run (same numerics;
+# restored right after, so other tests in this worker never see it).
 FAST_COMPILE = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+
+
+@contextlib.contextmanager
+def fast_compile():
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield _reference_run(tmp_path_factory)
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
+    with fast_compile():
+        return _reference_run(tmp_path_factory)
 
 
 def _reference_run(tmp_path_factory):
@@ -135,7 +143,8 @@ def test_writes_checkpoints_logs_metrics_and_plots(reference):
 
 
 def test_rerun_after_the_end_reproduces_the_metrics(reference, capsys):
-    final = loop.run(reference["config"], reference["workdir"])
+    with fast_compile():
+        final = loop.run(reference["config"], reference["workdir"])
     assert final["eval"] == reference["final"]["eval"]
     assert "done: 9 steps" in capsys.readouterr().out
 
@@ -180,7 +189,8 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
         reference, tmp_path, monkeypatch, capsys):
     config = reference["config"]
     workdir = str(tmp_path / "nan")
-    run = setup.setup_run(config, workdir)
+    with fast_compile():
+        run = setup.setup_run(config, workdir)
     clean = run.train_loader.iterate
 
     def poisoned(start_step=0):
@@ -191,7 +201,7 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
 
     run.train_loader.iterate = poisoned
     monkeypatch.setattr(loop, "setup_run", lambda *_: run)
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(SystemExit) as info, fast_compile():
         loop.run(config, workdir)
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
