@@ -1,0 +1,246 @@
+"""The MT-EmotiEffNet MTL pipeline after pre-training, and its report (paper 1, Tables 2-6).
+
+`run_pipeline` chains the paper's post-pre-training steps on one config:
+
+1. features of the frozen backbone per split, cached (`affectjax.features`);
+2. the ``mtl_heads`` method on them, heads trained separately or simultaneously
+   (`affectjax.train.mtl_heads.train_heads`);
+3. tuning on the validation split (`affectjax.tuning`): one threshold per AU on
+   0.1, ..., 0.9 and, optionally, the blending weight w of the heads' expression scores
+   with an expert's, s = w s_heads + (1 - w) s_expert (the paper's OpenFace blend; here
+   the expert ``backbone`` is the frozen network's own 8 expression logits, softmaxed);
+4. the report: ``final_metrics.json``, ``report.md`` with P_VA, P_EXPR, P_AU and
+   P_MTL = P_VA + P_EXPR + P_AU at AU thresholds 0.5 and tuned (Table 6), per-AU F1 and
+   thresholds (Table 3), per-class F1 (Table 4), CCC (Table 5), the chance level, and
+   plots (per-task losses, AU F1 before/after tuning, per-class F1, confusion matrix,
+   valence/arousal scatter).
+
+Chance level: P_VA 0 (a constant prediction has CCC 0), P_EXPR of uniform random guessing
+(E[F1_c] = 2 p_c / (C p_c + 1) for class prior p_c), P_AU of predicting every AU present
+(F1 = 2 p / (1 + p), the best constant prediction).
+
+    python -m affectjax.mtl_report --config configs/mtl_heads_synthfaces.py \\
+        --workdir runs/mtl_heads --backbone-workdir runs/quickstart
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from affectjax import metrics as metrics_lib
+from affectjax import tuning
+
+EXPRESSIONS = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
+               "Other")
+AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25",
+       "AU26")
+EXPERTS = ("none", "backbone")
+
+
+def score(va_pred: np.ndarray, expr_scores: np.ndarray, au_scores: np.ndarray,
+          labels: Mapping[str, np.ndarray], *, au_thresholds: Any = 0.5) -> dict[str, Any]:
+    """ABAW scores of predictions (labels missing per task are excluded).
+
+    Args:
+      va_pred: (N, 2) valence, arousal.
+      expr_scores: (N, 8) expression scores (argmax decides).
+      au_scores: (N, 12) AU probabilities.
+      labels: ``expr``, ``va``, ``va_mask``, ``au`` as in `affectjax.features`.
+      au_thresholds: scalar or (12,) thresholds.
+
+    Returns:
+      ``P_VA``, ``P_EXPR``, ``P_AU``, ``P_MTL``, ``CCC_V``, ``CCC_A`` (floats) and
+      ``expr_f1`` (8,), ``au_f1`` (12,) lists, ``confusion_matrix``.
+    """
+    thresholds = np.broadcast_to(np.asarray(au_thresholds, np.float32), (au_scores.shape[1],))
+    pred = np.argmax(expr_scores, -1)
+    out = metrics_lib.abaw_mtl_score(va_pred, labels["va"], np.asarray(labels["va_mask"], bool),
+                                     pred, labels["expr"], au_scores, labels["au"],
+                                     au_threshold=thresholds)
+    result = {k: float(v) for k, v in out.items()}
+    cm = np.asarray(metrics_lib.confusion_matrix(labels["expr"], pred, expr_scores.shape[1]))
+    result["expr_f1"] = np.asarray(metrics_lib.f1_per_class_from_cm(cm), float).tolist()
+    result["au_f1"] = np.asarray(metrics_lib.au_f1(labels["au"], au_scores,
+                                                   thresholds=thresholds)[0], float).tolist()
+    result["confusion_matrix"] = cm.tolist()
+    return result
+
+
+def chance_level(labels: Mapping[str, np.ndarray], num_expressions: int = 8) -> dict[str, float]:
+    """P_VA, P_EXPR, P_AU and P_MTL of chance predictions (see the module docstring)."""
+    expr = np.asarray(labels["expr"]).reshape(-1)
+    expr = expr[expr >= 0]
+    prior = np.bincount(expr, minlength=num_expressions) / max(len(expr), 1)
+    p_expr = float(np.mean(2 * prior / (num_expressions * prior + 1)))
+    au = np.asarray(labels["au"])
+    f1 = []
+    for k in range(au.shape[1]):
+        col = au[:, k][au[:, k] >= 0]
+        p = float(np.mean(col == 1)) if col.size else 0.0
+        f1.append(2 * p / (1 + p) if p > 0 else 0.0)
+    p_au = float(np.mean(f1))
+    return {"P_VA": 0.0, "P_EXPR": p_expr, "P_AU": p_au, "P_MTL": p_expr + p_au}
+
+
+def expert_scores(name: str, arrays: Mapping[str, np.ndarray],
+                  num_expressions: int = 8) -> np.ndarray | None:
+    """The expression scores of the blending expert `name` (None for ``none``)."""
+    if name not in EXPERTS:
+        raise KeyError(f"unknown tuning.expert {name!r}; choose one of {list(EXPERTS)}")
+    if name == "none":
+        return None
+    z = np.asarray(arrays["logits"], np.float64)[:, :num_expressions]
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def tune_and_score(pred: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray], *,
+                   expert: str = "none") -> dict[str, Any]:
+    """Scores at thresholds 0.5, tunes AU thresholds and the expert blend, scores again.
+
+    Args:
+      pred: `affectjax.train.mtl_heads.predict` output on the validation split.
+      arrays: that split's features and labels.
+      expert: a key of `EXPERTS`.
+
+    Returns:
+      ``{"threshold_0.5", "tuned", "thresholds", "au_f1_before", "au_f1_after",
+      "blend_weight", "blend_scores"}``; ``tuned`` uses the tuned thresholds and the
+      tuned blend (w = 1 when there is no expert).
+    """
+    base = score(pred["va"], pred["expr"], pred["au"], arrays)
+    th = tuning.tune_au_thresholds(pred["au"], arrays["au"])
+    expr = np.asarray(pred["expr"], np.float64)
+    other = expert_scores(expert, arrays, expr.shape[1])
+    weight, curve = 1.0, []
+    if other is not None:
+        result = tuning.tune_blend_weight(expr, other, arrays["expr"], metric="f1_macro")
+        weight, curve = result.weight, result.scores.tolist()
+        expr = tuning.blend(expr, other, weight)
+    tuned = score(pred["va"], expr, pred["au"], arrays, au_thresholds=th.thresholds)
+    return {"threshold_0.5": base, "tuned": tuned, "thresholds": th.thresholds.tolist(),
+            "au_f1_before": th.f1_before.tolist(), "au_f1_after": th.f1_after.tolist(),
+            "expert": expert, "blend_weight": float(weight), "blend_scores": curve}
+
+
+def markdown(results: Mapping[str, Any], chance: Mapping[str, float], title: str) -> str:
+    """The report as Markdown (Tables 3-6 of the paper for one model)."""
+    base, tuned = results["threshold_0.5"], results["tuned"]
+    lines = [f"# {title}", "", "| model | AU thresholds | P_MTL | P_VA | P_EXPR | P_AU |",
+             "|---|---|---|---|---|---|",
+             "| chance | - | {P_MTL:.3f} | {P_VA:.3f} | {P_EXPR:.3f} | {P_AU:.3f} |".format(**chance),
+             "| MTL heads | 0.5 | {P_MTL:.3f} | {P_VA:.3f} | {P_EXPR:.3f} | {P_AU:.3f} |"
+             .format(**base)]
+    blend = (f" + {results['expert']} blend (w = {results['blend_weight']:.1f})"
+             if results["expert"] != "none" else "")
+    lines.append(f"| MTL heads{blend} | tuned | {tuned['P_MTL']:.3f} | {tuned['P_VA']:.3f} | "
+                 f"{tuned['P_EXPR']:.3f} | {tuned['P_AU']:.3f} |")
+    lines += ["", "## Action units (F1)", "", "| | " + " | ".join(AUS) + " |",
+              "|---" * (len(AUS) + 1) + "|"]
+    for name, row in (("F1, threshold 0.5", results["au_f1_before"]),
+                      ("best threshold", results["thresholds"]),
+                      ("F1, best threshold", results["au_f1_after"])):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    lines += ["", "## Expressions (F1 per class, thresholds 0.5, no blend)", "",
+              "| " + " | ".join(EXPRESSIONS) + " | P_EXPR |", "|---" * 9 + "|",
+              "| " + " | ".join(f"{v:.4f}" for v in base["expr_f1"])
+              + f" | {base['P_EXPR']:.4f} |", "", "## Valence and arousal", "",
+              "| CCC valence | CCC arousal | P_VA |", "|---|---|---|",
+              f"| {base['CCC_V']:.4f} | {base['CCC_A']:.4f} | {base['P_VA']:.4f} |", ""]
+    return "\n".join(lines)
+
+
+def write_plots(out: str, history: list[dict[str, Any]], results: Mapping[str, Any],
+                pred: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """Loss curves, AU F1 before/after tuning, per-class F1, confusion matrix, VA scatter."""
+    from affectjax.train import plots  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    os.makedirs(out, exist_ok=True)
+    records = [dict(r, split="train") for r in history]
+    paths = [plots.plot_curves(records, os.path.join(out, "curves.png"), eval_keys=())]
+    fig, (ax_au, ax_expr) = plt.subplots(1, 2, figsize=(11, 3.6))
+    x = np.arange(len(AUS))
+    ax_au.bar(x - 0.2, results["au_f1_before"], 0.4, label="threshold 0.5")
+    ax_au.bar(x + 0.2, results["au_f1_after"], 0.4, label="tuned")
+    ax_au.set_xticks(x, AUS, rotation=45, fontsize=8)
+    ax_au.set(ylim=(0, 1), title="AU F1 (validation)")
+    ax_au.legend(fontsize=8)
+    ax_expr.bar(np.arange(len(EXPRESSIONS)), results["threshold_0.5"]["expr_f1"])
+    ax_expr.set_xticks(np.arange(len(EXPRESSIONS)), EXPRESSIONS, rotation=45, fontsize=8)
+    ax_expr.set(ylim=(0, 1), title="expression F1 (validation)")
+    fig.tight_layout()
+    paths.append(os.path.join(out, "f1.png"))
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    base = results["threshold_0.5"]
+    paths.append(plots.plot_confusion(np.asarray(base["confusion_matrix"]), EXPRESSIONS,
+                                      os.path.join(out, "confusion_matrix.png")))
+    keep = np.asarray(arrays["va_mask"], bool)
+    if keep.any():
+        paths.append(plots.plot_va_scatter(pred["va"][keep], np.asarray(arrays["va"])[keep],
+                                           os.path.join(out, "va_scatter.png"),
+                                           ccc=(base["CCC_V"], base["CCC_A"])))
+    return paths
+
+
+def run_pipeline(config: Any, workdir: str, *, checkpoint: str = "",
+                 backbone_workdir: str = "") -> dict[str, Any]:
+    """Features -> heads -> tuning -> report (module docstring); returns final_metrics."""
+    from affectjax import features  # pylint: disable=import-outside-toplevel
+    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+
+    t0 = time.perf_counter()
+    os.makedirs(workdir, exist_ok=True)
+    train_split, eval_split = config.data.train_split, config.data.eval_split
+    cache = config.features.get("cache_dir", "") or os.path.join(workdir, "features")
+    data = features.extract_splits(config, cache, splits=(train_split, eval_split),
+                                   checkpoint=checkpoint, workdir=backbone_workdir)
+    heads = mtl_heads.train_heads(config, data[train_split])
+    val = data[eval_split]
+    pred = mtl_heads.predict(heads.model, heads.variables, val)
+    results = tune_and_score(pred, val, expert=config.get("tuning", {}).get("expert", "none"))
+    chance = chance_level(val)
+    final = {"eval_split": eval_split, "num_train": int(len(data[train_split]["expr"])),
+             "num_eval": int(len(val["expr"])), "chance": chance, **results,
+             "train": heads.history[-1], "steps": len(heads.history),
+             "seconds": round(time.perf_counter() - t0, 2)}
+    with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
+        json.dump(final, f, indent=2, sort_keys=True)
+    with open(os.path.join(workdir, "report.md"), "w") as f:
+        f.write(markdown(results, chance, f"MTL heads on {config.data.name} ({eval_split})"))
+    final["plots"] = write_plots(os.path.join(workdir, "plots"), heads.history, results, pred,
+                                 val)
+    np.savez(os.path.join(workdir, "predictions.npz"), **pred)
+    return final
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """The command line (see the module docstring)."""
+    from affectjax.features import load_config  # pylint: disable=import-outside-toplevel
+
+    parser = argparse.ArgumentParser(prog="python -m affectjax.mtl_report",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--workdir", required=True, help="output directory")
+    parser.add_argument("--checkpoint", default="", help="converted backbone checkpoint")
+    parser.add_argument("--backbone-workdir", default="", help="trainer run of the backbone")
+    args = parser.parse_args(argv)
+    final = run_pipeline(load_config(args.config), args.workdir, checkpoint=args.checkpoint,
+                         backbone_workdir=args.backbone_workdir)
+    b, t, c = final["threshold_0.5"], final["tuned"], final["chance"]
+    print(f"{final['eval_split']}: P_MTL {b['P_MTL']:.3f} (tuned {t['P_MTL']:.3f}; chance "
+          f"{c['P_MTL']:.3f}) P_VA {b['P_VA']:.3f} P_EXPR {b['P_EXPR']:.3f} (tuned "
+          f"{t['P_EXPR']:.3f}) P_AU {b['P_AU']:.3f} (tuned {t['P_AU']:.3f}) in "
+          f"{final['seconds']:.0f} s -> {args.workdir}/report.md", flush=True)
+    return final
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""MT-EmotiEffNet MTL heads on SynthFaces: features -> heads -> tuning -> report.
+
+Paper 1 (Sec. 3.2, Table 2 "our model"): the frozen MT-EmotiEffNet of the quickstart gives
+per face its embedding and 10 logits; VA head on the logits, EXPR and AU heads on both,
+trained separately (one phase per head), then per-AU thresholds and a blend of the heads'
+expression scores with the backbone's own, tuned on the validation split.
+
+    python train.py --config configs/quickstart.py --workdir runs/quickstart
+    python -m affectjax.mtl_report --config configs/mtl_heads_synthfaces.py \\
+        --workdir runs/mtl_heads --backbone-workdir runs/quickstart
+
+Without ``--backbone-workdir`` (or ``--checkpoint``) the features come from a randomly
+initialised backbone (a baseline). ``get_config("simultaneous")`` trains the three heads
+at once, weighted by ``config.balancer`` (any `affectjax.balancing` name).
+
+Measured (seed 0, 2-core CPU; quickstart backbone at its best checkpoint, 3200 train /
+480 validation faces, the pipeline command itself takes about a minute): see MEASURED below.
+"""
+
+import ml_collections
+
+from configs import common
+from configs import quickstart
+
+MEASURED = "not yet measured"
+
+
+def get_config(arg: str = "separate") -> ml_collections.ConfigDict:
+    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+
+    backbone = quickstart.get_config()
+    c = common.base_config()
+    c.method = "mtl_heads"
+    # The frozen backbone (as trained by configs/quickstart.py) and its images.
+    c.backbone = backbone.model
+    c.data = backbone.data
+    c.features = ml_collections.ConfigDict(dict(
+        splits=("train", "validation"), batch_size=64,
+        checkpoint="",  # converted checkpoint directory (python -m affectjax.convert),
+        workdir="",  # or trainer run directory of the backbone (best/ checkpoint).
+        cache_dir=""))  # "" = <workdir>/features.
+    c.model = ml_collections.ConfigDict(dict(
+        name="mtl_heads", va_input="logits", expr_input="both", au_input="both",
+        va_feeds_heads=False,  # True: the VA output also feeds EXPR and AU (Fig. 1).
+        hidden=(128,), dropout_rate=0.0, num_expressions=8, num_aus=12))
+    c.loss = ml_collections.ConfigDict(dict(
+        task_weights=dict(va=1.0, expr=1.0, au=1.0),
+        l2=1e-4,  # times each head's squared kernel weights, added to its task loss.
+        expr_class_weights=True,  # w_c = max_k N_k / N_c (eq. 1).
+        au_weights="balanced",  # balanced (sklearn) | pos | none.
+        ccc_ddof=0, ccc_eps=1e-7))
+    c.optimizer.sam_rho = 0.0
+    c.optimizer.schedule = "cosine"
+    c.batch_size = 64
+    c.balancer = ml_collections.ConfigDict(dict(name="ew"))
+    if arg == "separate":
+        c.phase_order, c.phases = mtl_heads.separate_phases(epochs=20, learning_rate=3e-3)
+    elif arg == "simultaneous":
+        c.phase_order, c.phases = mtl_heads.simultaneous_phases(epochs=20, learning_rate=3e-3)
+    else:
+        raise ValueError(f"config argument {arg!r}; choose separate or simultaneous")
+    c.tuning = ml_collections.ConfigDict(dict(expert="backbone"))  # none | backbone.
+    return c
