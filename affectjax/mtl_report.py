@@ -19,13 +19,12 @@ Chance level: P_VA 0 (a constant prediction has CCC 0), P_EXPR of uniform random
 (E[F1_c] = 2 p_c / (C p_c + 1) for class prior p_c), P_AU of predicting every AU present
 (F1 = 2 p / (1 + p), the best constant prediction).
 
-    python -m affectjax.mtl_report --config configs/mtl_heads_synthfaces.py \\
-        --workdir runs/mtl_heads --backbone-workdir runs/quickstart
+    python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \\
+        --config.features.workdir=runs/quickstart
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -190,27 +189,81 @@ def write_plots(out: str, history: list[dict[str, Any]], results: Mapping[str, A
     return paths
 
 
-def run_pipeline(config: Any, workdir: str, *, checkpoint: str = "",
-                 backbone_workdir: str = "") -> dict[str, Any]:
-    """Features -> heads -> tuning -> report (module docstring); returns final_metrics."""
+def check_config(config: Any) -> None:
+    """Resolves the pipeline's names and paths before any work (one-line `UserError`s).
+
+    Checks the heads' model, the balancer, the phases, the tuning expert and the backbone
+    weights (``features.checkpoint`` or ``features.workdir``, at most one, existing).
+    """
+    from affectjax import balancing  # pylint: disable=import-outside-toplevel
+    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+    from affectjax.train import setup  # pylint: disable=import-outside-toplevel
+    from affectjax.train.errors import ConfigError, DataError  # pylint: disable=import-outside-toplevel
+
+    with setup.user_errors():
+        mtl_heads.MTL_HEADS.build_model(config)
+        bcfg = (config.balancer.to_dict() if hasattr(config.balancer, "to_dict")
+                else dict(config.balancer))
+        balancing.create(bcfg.pop("name"), **bcfg)
+        setup.build_phases(config, mtl_heads.MTL_HEADS.groups, 1)
+        expert = config.get("tuning", {}).get("expert", "none")
+        if expert not in EXPERTS:
+            raise ConfigError(f"unknown config.tuning.expert {expert!r}; choose one of "
+                              f"{list(EXPERTS)}")
+        checkpoint = config.features.get("checkpoint", "")
+        workdir = config.features.get("workdir", "")
+    if checkpoint and workdir:
+        raise ConfigError("config.features: give either checkpoint or workdir, not both")
+    if checkpoint and not os.path.isdir(checkpoint):
+        raise DataError(f"config.features.checkpoint={checkpoint}: no such directory (convert "
+                        "one with python -m affectjax.convert)")
+    if workdir and not os.path.isdir(workdir):
+        raise DataError(f"config.features.workdir={workdir}: no such directory (train the "
+                        "backbone first, e.g. python train.py --config configs/quickstart.py "
+                        f"--workdir {workdir})")
+
+
+def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
+    """Features -> heads -> tuning -> report (module docstring); returns final_metrics.
+
+    The ``mtl_heads`` method's ``pipeline``: ``python train.py --config
+    configs/mtl_heads_synthfaces.py`` runs it. Features are cached in
+    ``config.features.cache_dir`` (default ``<workdir>/features``) and reused by a rerun
+    with the same backbone, data and weights; everything is seeded, so a rerun gives the
+    same metrics.
+
+    Args:
+      config: an ``mtl_heads`` config (``configs/mtl_heads_*.py``).
+      workdir: output directory.
+
+    Returns:
+      The content of ``final_metrics.json``, plus ``plots`` (paths).
+
+    Raises:
+      UserError: a bad config value, missing data or backbone weights (one line).
+    """
     from affectjax import features  # pylint: disable=import-outside-toplevel
     from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+    from affectjax.train import setup  # pylint: disable=import-outside-toplevel
 
     t0 = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    train_split, eval_split = config.data.train_split, config.data.eval_split
-    cache = config.features.get("cache_dir", "") or os.path.join(workdir, "features")
-    data = features.extract_splits(config, cache, splits=(train_split, eval_split),
-                                   checkpoint=checkpoint, workdir=backbone_workdir)
-    heads = mtl_heads.train_heads(config, data[train_split])
+    check_config(config)
+    with setup.user_errors():
+        train_split, eval_split = config.data.train_split, config.data.eval_split
+        cache = config.features.get("cache_dir", "") or os.path.join(workdir, "features")
+        data = features.extract_splits(config, cache, splits=(train_split, eval_split))
+        print(f"features: {len(data[train_split]['expr'])} {train_split} and "
+              f"{len(data[eval_split]['expr'])} {eval_split} faces in {cache}", flush=True)
+        heads = mtl_heads.train_heads(config, data[train_split])
     val = data[eval_split]
     pred = mtl_heads.predict(heads.model, heads.variables, val)
     results = tune_and_score(pred, val, expert=config.get("tuning", {}).get("expert", "none"))
     chance = chance_level(val)
-    final = {"eval_split": eval_split, "num_train": int(len(data[train_split]["expr"])),
-             "num_eval": int(len(val["expr"])), "chance": chance, **results,
-             "train": heads.history[-1], "steps": len(heads.history),
-             "seconds": round(time.perf_counter() - t0, 2)}
+    final = {"method": "mtl_heads", "eval_split": eval_split,
+             "num_train": int(len(data[train_split]["expr"])), "num_eval": int(len(val["expr"])),
+             "chance": chance, **results, "train": heads.history[-1],
+             "steps": len(heads.history), "seconds": round(time.perf_counter() - t0, 2)}
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
     with open(os.path.join(workdir, "report.md"), "w") as f:
@@ -218,29 +271,9 @@ def run_pipeline(config: Any, workdir: str, *, checkpoint: str = "",
     final["plots"] = write_plots(os.path.join(workdir, "plots"), heads.history, results, pred,
                                  val)
     np.savez(os.path.join(workdir, "predictions.npz"), **pred)
-    return final
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """The command line (see the module docstring)."""
-    from affectjax.features import load_config  # pylint: disable=import-outside-toplevel
-
-    parser = argparse.ArgumentParser(prog="python -m affectjax.mtl_report",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--workdir", required=True, help="output directory")
-    parser.add_argument("--checkpoint", default="", help="converted backbone checkpoint")
-    parser.add_argument("--backbone-workdir", default="", help="trainer run of the backbone")
-    args = parser.parse_args(argv)
-    final = run_pipeline(load_config(args.config), args.workdir, checkpoint=args.checkpoint,
-                         backbone_workdir=args.backbone_workdir)
     b, t, c = final["threshold_0.5"], final["tuned"], final["chance"]
-    print(f"{final['eval_split']}: P_MTL {b['P_MTL']:.3f} (tuned {t['P_MTL']:.3f}; chance "
+    print(f"{eval_split}: P_MTL {b['P_MTL']:.3f} (tuned {t['P_MTL']:.3f}; chance "
           f"{c['P_MTL']:.3f}) P_VA {b['P_VA']:.3f} P_EXPR {b['P_EXPR']:.3f} (tuned "
           f"{t['P_EXPR']:.3f}) P_AU {b['P_AU']:.3f} (tuned {t['P_AU']:.3f}) in "
-          f"{final['seconds']:.0f} s -> {args.workdir}/report.md", flush=True)
+          f"{final['seconds']:.0f} s -> {workdir}/report.md", flush=True)
     return final
-
-
-if __name__ == "__main__":
-    main()

@@ -6,12 +6,16 @@ trained separately (one phase per head), then per-AU thresholds and a blend of t
 expression scores with the backbone's own, tuned on the validation split.
 
     python train.py --config configs/quickstart.py --workdir runs/quickstart
-    python -m affectjax.mtl_report --config configs/mtl_heads_synthfaces.py \\
-        --workdir runs/mtl_heads --backbone-workdir runs/quickstart
+    python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \\
+        --config.features.workdir=runs/quickstart
 
-Without ``--backbone-workdir`` (or ``--checkpoint``) the features come from a randomly
-initialised backbone (a baseline). ``get_config("simultaneous")`` trains the three heads
-at once, weighted by ``config.balancer`` (any `affectjax.balancing` name).
+``--config.features.workdir`` (a trainer run, its ``best/`` checkpoint) or
+``--config.features.checkpoint`` (a ``python -m affectjax.convert`` directory) selects the
+backbone; with neither the features come from a randomly initialised backbone (a
+baseline). A rerun reuses the feature cache (``<workdir>/features``) and gives the same
+metrics. ``configs/mtl_heads_synthfaces.py:simultaneous`` trains the three heads at once,
+weighted by ``config.balancer`` (any `affectjax.balancing` name, e.g.
+``--config.balancer.name=dwa``).
 
 Measured (seed 0, 2-core CPU; quickstart backbone at its best checkpoint, 3200 train /
 480 validation faces, the pipeline command itself takes about a minute): see MEASURED below.

@@ -6,6 +6,9 @@
 
 Pieces for custom loops: `TrainState`, `create_train_state`, `build_optimizer`,
 `make_train_step`, `make_eval_step`, `METHODS`, `Checkpointer`, `evaluate`.
+
+Methods defined in their own modules (which import `affectjax.train.methods`) are
+registered in `METHODS` here, the one place, so any import of the trainer sees them.
 """
 
 from affectjax.train.checkpoint import Checkpointer
@@ -19,12 +22,15 @@ from affectjax.train.loop import train_and_evaluate
 from affectjax.train.methods import METHODS
 from affectjax.train.methods import Method
 from affectjax.train.methods import get_method
+from affectjax.train.mtl_heads import MTL_HEADS
 from affectjax.train.optim import build_optimizer
 from affectjax.train.setup import setup_run
 from affectjax.train.state import TrainState
 from affectjax.train.state import create_train_state
 from affectjax.train.steps import make_eval_step
 from affectjax.train.steps import make_train_step
+
+METHODS[MTL_HEADS.name] = MTL_HEADS
 
 __all__ = [
     "Checkpointer", "ConfigError", "DataError", "METHODS", "Method", "NonFiniteLossError",

@@ -30,6 +30,7 @@ from affectjax.train import evaluation as eval_lib
 from affectjax.train import logs
 from affectjax.train import plots
 from affectjax.train.errors import ConfigError, NonFiniteLossError, UserError, one_line
+from affectjax.train.methods import get_method
 from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
 
 
@@ -75,7 +76,8 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
 def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
     """Trains and evaluates as `config` says, writing everything into `workdir`.
 
-    Resumes from ``workdir/checkpoints`` when a checkpoint exists.
+    Resumes from ``workdir/checkpoints`` when a checkpoint exists. A method with a
+    ``pipeline`` (`affectjax.train.methods.Method`) runs that instead of the loop.
 
     Args:
       config: the run's `ml_collections.ConfigDict` (see ``configs/``).
@@ -88,6 +90,10 @@ def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
       UserError: a bad config, missing data (one-line message), or a non-finite loss.
     """
     os.makedirs(workdir, exist_ok=True)
+    with user_errors():
+        method = get_method(config.method)
+    if method.pipeline is not None:
+        return method.pipeline(config, workdir)
     with user_errors():
         run = setup_run(config, workdir)
     return _train(run, config, workdir)

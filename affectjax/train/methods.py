@@ -1,10 +1,12 @@
 """Training methods: how to build the model, its task losses and its evaluation.
 
 `METHODS` maps a config's ``method`` to a `Method`. The generic trainer
-(`affectjax.train.loop`) needs nothing else, so ``mtl_heads``, ``cct``, ``ifan`` and
-``fusion`` plug in as further entries (a method with an unusual forward, e.g. CCT's
-vmapped ensemble, supplies a model object with ``init``/``apply`` and its own
-``inputs_fn``).
+(`affectjax.train.loop`) needs nothing else, so ``cct``, ``ifan`` and ``fusion`` plug in
+as further entries (a method with an unusual forward, e.g. CCT's vmapped ensemble,
+supplies a model object with ``init``/``apply`` and its own ``inputs_fn``). A method that
+is a multi-stage pipeline (``mtl_heads``, `affectjax.train.mtl_heads`) sets
+``Method.pipeline``; such methods are registered in `affectjax.train` (their modules
+import this one).
 
 ``emotieffnet`` (Savchenko, ABAW4 2022, Sec. 3.1): an EfficientNet with one
 Linear(features -> 8 + 2) head, loss eq. (1) = [1 - (CCC_V + CCC_A)/2] + class-weighted
@@ -53,6 +55,13 @@ class Method:
       inputs_fn: ``batch -> model positional inputs``.
       batch_keys: the batch entries the method reads (others are not sent to the
         devices); None = all.
+      pipeline: ``(config, workdir) -> final_metrics`` for a method that is a
+        multi-stage pipeline rather than one SGD loop (e.g. ``mtl_heads``: features of a
+        frozen backbone, then heads, tuning and a report). When set,
+        `affectjax.train.loop.train_and_evaluate` hands the whole run to it; it writes
+        ``workdir/final_metrics.json`` and raises `affectjax.train.errors.UserError` for
+        the user's mistakes (one line, exit status 2 under ``train.py``). None = the
+        generic loop.
     """
 
     name: str
@@ -68,6 +77,7 @@ class Method:
     best_metric: str = "score"
     inputs_fn: InputsFn = image_inputs
     batch_keys: tuple[str, ...] | None = None
+    pipeline: Callable[[Any, str], dict[str, Any]] | None = None
 
 
 def valid_mask(batch: Batch) -> jax.Array:

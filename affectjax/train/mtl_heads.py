@@ -23,7 +23,12 @@ of one head (VA first, so that with ``va_feeds_heads`` the EXPR and AU heads tra
 finished VA head's output).
 
 `train_heads` runs the phases on in-memory features with the trainer's own pieces
-(`make_train_step`, `build_optimizer`, `TrainState`); `predict` applies the heads.
+(`make_train_step`, `build_optimizer`, `TrainState`); `predict` applies the heads. The
+method is a pipeline (``Method.pipeline``, `affectjax.mtl_report.run_pipeline`:
+features -> heads -> tuning -> report), so one command runs it all:
+
+    python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \
+        --config.features.workdir=runs/quickstart
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from affectjax import metrics as metrics_lib
 from affectjax.models import heads as heads_lib
 from affectjax.train import optim
 from affectjax.train import steps as steps_lib
+from affectjax.train.errors import NonFiniteLossError
 from affectjax.train.methods import Method, valid_mask
 from affectjax.train.state import TrainState, create_train_state
 
@@ -116,9 +122,10 @@ def _make_loss(config: Any, train_source: Any) -> steps_lib.LossFn:
         }
         present = {"va": jnp.any(va_mask), "expr": jnp.any(expr >= 0), "au": jnp.any(au >= 0)}
         out = {}
-        for task in TASKS:
-            penalty = jnp.where(present[task], l2 * intermediates["l2"][task], 0.0)
-            out[task] = float(task_weights.get(task, 1.0)) * data[task] + penalty
+        for task in TASKS:  # no label of the task in the batch: exactly 0 (e.g. CCC of none)
+            value = (float(task_weights.get(task, 1.0)) * data[task]
+                     + l2 * intermediates["l2"][task])
+            out[task] = jnp.where(present[task], value, 0.0)
         return out
 
     return loss_fn
@@ -169,11 +176,17 @@ def _collect(outputs, batch):
             "au_scores": np.asarray(outputs["au"])[keep], "au_true": np.asarray(batch["au"])[keep]}
 
 
+def _pipeline(config: Any, workdir: str) -> dict[str, Any]:
+    from affectjax import mtl_report  # pylint: disable=import-outside-toplevel
+    return mtl_report.run_pipeline(config, workdir)
+
+
 MTL_HEADS = Method(
     name="mtl_heads", task_names=TASKS, groups=TASKS, build_model=_build_model,
     param_groups=_param_groups, make_loss=_make_loss, eval_stats=_eval_stats,
     eval_merge=_eval_merge, eval_finalize=_eval_finalize, collect=_collect,
-    best_metric="P_MTL", inputs_fn=feature_inputs, batch_keys=BATCH_KEYS)
+    best_metric="P_MTL", inputs_fn=feature_inputs, batch_keys=BATCH_KEYS,
+    pipeline=_pipeline)
 
 
 def separate_phases(epochs: float, learning_rate: float) -> tuple[tuple[str, ...], Any]:
@@ -252,7 +265,8 @@ def train_heads(config: Any, train: Mapping[str, np.ndarray]) -> HeadsResult:
     history: list[dict[str, float]] = []
     for phase in phases:
         tx, schedule = optimizer(phase)
-        state = state.with_optimizer(tx)
+        # Distinct buffers (a balancer state may hold one array twice) for the donation.
+        state = jax.tree.map(jnp.copy, state.with_optimizer(tx))
         step_fn = jax.jit(steps_lib.make_train_step(
             loss_fn, balancer, task_names=TASKS, steps_per_epoch=spe, schedule=schedule,
             phase_start=phase.start, inputs_fn=feature_inputs), donate_argnums=(0,))
@@ -265,8 +279,11 @@ def train_heads(config: Any, train: Mapping[str, np.ndarray]) -> HeadsResult:
         for offset, m in enumerate(jax.device_get(metrics)):
             record = {k: float(v) for k, v in m.items()}
             if not np.isfinite(record["loss"]):
-                raise FloatingPointError(f"non-finite loss at step {phase.start + offset} "
-                                         f"(phase {phase.name})")
+                step = phase.start + offset + 1
+                error = NonFiniteLossError(step, "loss", record["loss"])
+                error.args = (f"non-finite loss ({record['loss']}) at step {step} (phase "
+                              f"{phase.name}); lower the learning rate or check the features",)
+                raise error
             history.append({"step": phase.start + offset + 1, "phase": phase.name, **record})
     return HeadsResult(model, state, history)
 
