@@ -9,11 +9,15 @@
    0.1, ..., 0.9 and, optionally, the blending weight w of the heads' expression scores
    with an expert's, s = w s_heads + (1 - w) s_expert (the paper's OpenFace blend; here
    the expert ``backbone`` is the frozen network's own 8 expression logits, softmaxed);
-4. the report: ``final_metrics.json``, ``report.md`` with P_VA, P_EXPR, P_AU and
+4. the report: ``final_metrics.json``, ``metrics.jsonl`` (per-step training records),
+   ``predictions.npz`` (validation outputs), ``report.md`` with P_VA, P_EXPR, P_AU and
    P_MTL = P_VA + P_EXPR + P_AU at AU thresholds 0.5 and tuned (Table 6), per-AU F1 and
    thresholds (Table 3), per-class F1 (Table 4), CCC (Table 5), the chance level, and
-   plots (per-task losses, AU F1 before/after tuning, per-class F1, confusion matrix,
-   valence/arousal scatter).
+   plots (`affectjax.mtl_plots`: per-head losses by phase, AU F1 before/after tuning,
+   per-class F1, confusion matrix, valence/arousal scatter).
+
+As in the paper, thresholds and blend weight are tuned on the split they are reported on
+(validation), so the "tuned" row is an optimistic upper bound.
 
 Chance level: P_VA 0 (a constant prediction has CCC 0), P_EXPR of uniform random guessing
 (E[F1_c] = 2 p_c / (C p_c + 1) for class prior p_c), P_AU of predicting every AU present
@@ -155,45 +159,12 @@ def markdown(results: Mapping[str, Any], chance: Mapping[str, float], title: str
     return "\n".join(lines)
 
 
-def write_plots(out: str, history: list[dict[str, Any]], results: Mapping[str, Any],
-                pred: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray]) -> list[str]:
-    """Loss curves, AU F1 before/after tuning, per-class F1, confusion matrix, VA scatter."""
-    from affectjax.train import plots  # pylint: disable=import-outside-toplevel
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-    os.makedirs(out, exist_ok=True)
-    records = [dict(r, split="train") for r in history]
-    paths = [plots.plot_curves(records, os.path.join(out, "curves.png"), eval_keys=())]
-    fig, (ax_au, ax_expr) = plt.subplots(1, 2, figsize=(11, 3.6))
-    x = np.arange(len(AUS))
-    ax_au.bar(x - 0.2, results["au_f1_before"], 0.4, label="threshold 0.5")
-    ax_au.bar(x + 0.2, results["au_f1_after"], 0.4, label="tuned")
-    ax_au.set_xticks(x, AUS, rotation=45, fontsize=8)
-    ax_au.set(ylim=(0, 1), title="AU F1 (validation)")
-    ax_au.legend(fontsize=8)
-    ax_expr.bar(np.arange(len(EXPRESSIONS)), results["threshold_0.5"]["expr_f1"])
-    ax_expr.set_xticks(np.arange(len(EXPRESSIONS)), EXPRESSIONS, rotation=45, fontsize=8)
-    ax_expr.set(ylim=(0, 1), title="expression F1 (validation)")
-    fig.tight_layout()
-    paths.append(os.path.join(out, "f1.png"))
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    base = results["threshold_0.5"]
-    paths.append(plots.plot_confusion(np.asarray(base["confusion_matrix"]), EXPRESSIONS,
-                                      os.path.join(out, "confusion_matrix.png")))
-    keep = np.asarray(arrays["va_mask"], bool)
-    if keep.any():
-        paths.append(plots.plot_va_scatter(pred["va"][keep], np.asarray(arrays["va"])[keep],
-                                           os.path.join(out, "va_scatter.png"),
-                                           ccc=(base["CCC_V"], base["CCC_A"])))
-    return paths
-
-
 def check_config(config: Any) -> None:
     """Resolves the pipeline's names and paths before any work (one-line `UserError`s).
 
     Checks the heads' model, the balancer, the phases, the tuning expert and the backbone
-    weights (``features.checkpoint`` or ``features.workdir``, at most one, existing).
+    weights (``features.checkpoint`` or ``features.workdir``, at most one, existing; the
+    ``backbone`` expert needs a converted checkpoint's head in ABAW expression order).
     """
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
     from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
@@ -217,6 +188,18 @@ def check_config(config: Any) -> None:
     if checkpoint and not os.path.isdir(checkpoint):
         raise DataError(f"config.features.checkpoint={checkpoint}: no such directory (convert "
                         "one with python -m affectjax.convert)")
+    meta_path = os.path.join(checkpoint, "meta.json") if checkpoint else ""
+    if meta_path and not os.path.isfile(meta_path):
+        raise DataError(f"config.features.checkpoint={checkpoint}: no meta.json (not written "
+                        "by python -m affectjax.convert)")
+    if meta_path and expert == "backbone":
+        with open(meta_path) as f:
+            order = json.load(f).get("head_order")
+        if order == "affectnet":
+            raise ConfigError(f"config.features.checkpoint={checkpoint} has the authors' "
+                              "AffectNet expression order; the backbone expert needs ABAW "
+                              "order (convert with --head-order abaw) or use "
+                              "--config.tuning.expert=none")
     if workdir and not os.path.isdir(workdir):
         raise DataError(f"config.features.workdir={workdir}: no such directory (train the "
                         "backbone first, e.g. python train.py --config configs/quickstart.py "
@@ -243,6 +226,7 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
       UserError: a bad config value, missing data or backbone weights (one line).
     """
     from affectjax import features  # pylint: disable=import-outside-toplevel
+    from affectjax import mtl_plots  # pylint: disable=import-outside-toplevel
     from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
     from affectjax.train import setup  # pylint: disable=import-outside-toplevel
 
@@ -266,10 +250,13 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
              "steps": len(heads.history), "seconds": round(time.perf_counter() - t0, 2)}
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+        f.writelines(json.dumps(dict(r, split="train")) + "\n" for r in heads.history)
     with open(os.path.join(workdir, "report.md"), "w") as f:
         f.write(markdown(results, chance, f"MTL heads on {config.data.name} ({eval_split})"))
-    final["plots"] = write_plots(os.path.join(workdir, "plots"), heads.history, results, pred,
-                                 val)
+    final["plots"] = mtl_plots.write_plots(os.path.join(workdir, "plots"), heads.history,
+                                           results, chance, pred, val, aus=AUS,
+                                           expressions=EXPRESSIONS)
     np.savez(os.path.join(workdir, "predictions.npz"), **pred)
     b, t, c = final["threshold_0.5"], final["tuned"], final["chance"]
     print(f"{eval_split}: P_MTL {b['P_MTL']:.3f} (tuned {t['P_MTL']:.3f}; chance "

@@ -264,13 +264,30 @@ def _train_py(*args, tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
-@pytest.mark.parametrize("flag, expected", [
-    ("--config.features.workdir=no/such/run", "config.features.workdir=no/such/run"),
-    ("--config.tuning.expert=openface", "unknown config.tuning.expert 'openface'"),
-])
-def test_train_py_user_mistakes_are_one_line(tmp_path, flag, expected):
-    proc = _train_py("--config=configs/mtl_heads_synthfaces.py", flag, tmp_path=tmp_path)
+def test_train_py_missing_backbone_workdir_is_one_line(tmp_path):
+    proc = _train_py("--config=configs/mtl_heads_synthfaces.py",
+                     "--config.features.workdir=no/such/run", tmp_path=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "config.features.workdir=no/such/run: no such directory" in lines[0]
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("tuning.expert", "openface", "unknown config.tuning.expert 'openface'"),
+    ("balancer.name", "nope", "nope"),
+    ("model.va_input", "pixels", "va_input"),
+])
+def test_config_mistakes_are_one_line_before_any_work(key, value, expected, tmp_path,
+                                                      capsys):
+    config = small_config()
+    config.data.data_dir = str(tmp_path / "data")
+    section, name = key.split(".")
+    config[section][name] = value
+    with pytest.raises(SystemExit) as exc:
+        train.run(config, str(tmp_path / "run"))
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not (tmp_path / "data").exists()
