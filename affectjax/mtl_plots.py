@@ -102,6 +102,7 @@ def plot_f1(results: Mapping[str, Any], chance: Mapping[str, float], path: str, 
     ax_au.axhline(chance["P_AU"], color="k", ls="--", lw=1,
                   label=f"chance (P_AU {chance['P_AU']:.3f})")
     ax_au.set_xticks(x, aus, rotation=45, fontsize=8)
+    ax_au.set_yticks(np.linspace(0, 1, 6))
     ax_au.set(ylim=(0, 1.2), ylabel="F1", title="action units (validation)")
     ax_au.legend(fontsize=7, ncol=3, loc="upper center")
     x = np.arange(len(expressions))
@@ -116,6 +117,7 @@ def plot_f1(results: Mapping[str, Any], chance: Mapping[str, float], path: str, 
     ax_expr.axhline(chance["P_EXPR"], color="k", ls="--", lw=1,
                     label=f"chance (P_EXPR {chance['P_EXPR']:.3f})")
     ax_expr.set_xticks(x, expressions, rotation=45, fontsize=8)
+    ax_expr.set_yticks(np.linspace(0, 1, 6))
     ax_expr.set(ylim=(0, 1.2), ylabel="F1", title="expressions (validation)")
     ax_expr.legend(fontsize=7, ncol=3, loc="upper center")
     fig.tight_layout()
