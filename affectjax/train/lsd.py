@@ -54,7 +54,6 @@ import numpy as np
 from affectjax import features as features_lib
 from affectjax import tuning
 from affectjax.data import super_resolution as sr_lib
-from affectjax.data.readers.folder import EMOTION_WORDS
 from affectjax.train import methods as methods_lib
 from affectjax.train.errors import ConfigError, DataError
 from affectjax.train.setup import user_errors
@@ -111,6 +110,9 @@ def _abaw_examples(train: Any, chunk: int = 256) -> Iterator[tuple[np.ndarray, n
             yield batch["image"], batch["expr"]
     elif kind == "image_folder":
         from affectjax.data.readers import read_image_folder  # pylint: disable=import-outside-toplevel
+        if not train.get("root"):
+            raise ConfigError("config.lsd.train.root is empty: give the folder of class "
+                              "folders (root/<expression>/*.jpg)")
         names = train.get("class_names") or None
         size = int(train.get("image_size", 0) or 0) or None
         examples = read_image_folder(train.root, class_names=names and dict(names),

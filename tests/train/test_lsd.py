@@ -262,3 +262,40 @@ def test_sr_none_registry_and_bad_input():
             sr.apply("broken", images, 2.0)
     finally:
         del sr.SUPER_RESOLUTION["broken"]
+
+
+def test_finetune_config_from_a_locked_config(tmp_path):
+    config = lsd_synthfaces.get_config()
+    config.lock()  # as train.py loads it
+    c = lsd.finetune_config(config, "full", data_dir=str(tmp_path), image_size=64,
+                            init_from="init")
+    assert (c.method, c.model.num_expressions, c.phase_order) == ("emotieffnet", 6, ("full",))
+    assert c.data.name == "image_folder" and c.data.eval_split == "train"
+    assert dict(c.data.builder_kwargs.class_names) == {
+        "anger": 0, "disgust": 1, "fear": 2, "happiness": 3, "sadness": 4, "surprise": 5}
+    assert config.method == "lsd" and config.model.num_expressions == 8  # not modified
+
+
+def test_class_folder_training_set_drops_neutral_and_maps_names(tmp_path):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "synthetic"
+    for folder, n in (("ANGER", 2), ("happiness", 3), ("neutral", 2)):
+        (src / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+                src / folder / f"{i}.png")
+    config = lsd_synthfaces.get_config()
+    config.lsd.train = dict(source="image_folder", root=str(src), image_size=8,
+                            class_names={})
+    config.lsd.super_resolution = "none"
+    record = lsd.write_training_set(config, str(tmp_path / "out"))
+    assert record["image_size"] == 8
+    assert record["counts"] == {"Anger": 2, "Disgust": 0, "Fear": 0, "Happiness": 3,
+                                "Sadness": 0, "Surprise": 0}
+    assert sorted(os.listdir(tmp_path / "out" / "happiness")) == [
+        "000002.png", "000003.png", "000004.png"]
+    # A rerun with the same settings reuses the set; other settings are refused.
+    assert lsd.write_training_set(config, str(tmp_path / "out")) == record
+    config.lsd.super_resolution = "bicubic"
+    with pytest.raises(UserError, match="new --workdir"):
+        lsd.write_training_set(config, str(tmp_path / "out"))
