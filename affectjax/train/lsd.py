@@ -298,7 +298,7 @@ def blend_scores(s_ft: np.ndarray, s_pre: np.ndarray, labels: np.ndarray, *,
 
 def markdown(final: dict[str, Any]) -> str:
     """``report.md``: Table 8's rows (pre-trained, fine-tuned, blended) for this run."""
-    lines = [f"# LSD: pre-trained vs fine-tuned vs blended (macro-F1 over 6 classes)", "",
+    lines = ["# LSD: pre-trained vs fine-tuned vs blended (macro-F1 over 6 classes)", "",
              f"Validation faces: {final['num_validation']} ({final['validation']}); "
              f"training faces: {sum(final['train_counts'].values())} "
              f"(super-resolution {final['super_resolution']!r}, scores "
