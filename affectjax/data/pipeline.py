@@ -79,6 +79,23 @@ def make_builder(data_config: Mapping[str, Any]):
     return cls(data_dir=data_dir, config=config, file_format="array_record")
 
 
+def check_available(data_config: Mapping[str, Any]) -> None:
+    """Raises FileNotFoundError unless the data set is cached or its ``manual_dir`` exists.
+
+    Cheap (no data is read), so a run can check its data before any other work.
+    """
+    builder = make_builder(data_config)
+    if os.path.isdir(builder.data_dir) and builder.info.splits:
+        return
+    name = data_config["name"]
+    manual_dir = data_config.get("manual_dir") or ""
+    if name in MANUAL and (not manual_dir or not os.path.isdir(os.path.expanduser(manual_dir))):
+        layout = get_builder_class(name).layout()
+        raise FileNotFoundError(
+            f"data set {name!r} needs data.manual_dir (got {manual_dir!r}): a folder "
+            f"holding the original files laid out as: {layout}")
+
+
 def prepare(data_config: Mapping[str, Any]):
     """Prepares the data set once (a no-op when cached) and returns its builder."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
@@ -86,14 +103,9 @@ def prepare(data_config: Mapping[str, Any]):
     builder = make_builder(data_config)
     if os.path.isdir(builder.data_dir) and builder.info.splits:
         return builder
-    name = data_config["name"]
+    check_available(data_config)
     manual_dir = data_config.get("manual_dir") or ""
-    if name in MANUAL:
-        layout = get_builder_class(name).layout()
-        if not manual_dir or not os.path.isdir(os.path.expanduser(manual_dir)):
-            raise FileNotFoundError(
-                f"data set {name!r} needs data.manual_dir (got {manual_dir!r}): a folder "
-                f"holding the original files laid out as: {layout}")
+    if data_config["name"] in MANUAL:
         manual_dir = os.path.expanduser(manual_dir)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None))

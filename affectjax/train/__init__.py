@@ -19,6 +19,7 @@ from affectjax.train.errors import UserError
 from affectjax.train.evaluation import evaluate
 from affectjax.train.loop import run
 from affectjax.train.loop import train_and_evaluate
+from affectjax.train.lsd import LSD
 from affectjax.train.methods import METHODS
 from affectjax.train.methods import Method
 from affectjax.train.methods import get_method
@@ -31,6 +32,7 @@ from affectjax.train.steps import make_eval_step
 from affectjax.train.steps import make_train_step
 
 METHODS[MTL_HEADS.name] = MTL_HEADS
+METHODS[LSD.name] = LSD
 
 __all__ = [
     "Checkpointer", "ConfigError", "DataError", "METHODS", "Method", "NonFiniteLossError",

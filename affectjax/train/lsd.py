@@ -369,6 +369,8 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
         if not order or order[0] != "head" or any(p not in VARIANTS for p in order):
             raise ConfigError(f"config.phase_order={tuple(config.phase_order)}: the LSD "
                               "fine-tune runs 'head', then optionally 'full'")
+        from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+        pipeline.check_available(config.data)  # the validation faces, before any work
         model, variables, init_from = _pretrained(config, workdir)
         data = write_training_set(config, os.path.join(workdir, "train_images"))
         pre = _logits(config, model, variables, f"pretrained:{init_from}",

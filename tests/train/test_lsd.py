@@ -31,7 +31,6 @@ from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-positio
 from affectjax.data import super_resolution as sr  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import lsd  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train import methods  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -43,11 +42,6 @@ def fast_compile():
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@pytest.fixture(autouse=True)
-def lsd_method(monkeypatch):
-    monkeypatch.setitem(methods.METHODS, "lsd", lsd.LSD)
 
 
 def _shrink(c, data_dir):
@@ -94,12 +88,8 @@ def run(tmp_path_factory):
     stderr = io.StringIO()
     with fast_compile():
         loop.train_and_evaluate(pretrain_config(root / "data"), pretrained)
-        methods.METHODS["lsd"] = lsd.LSD
-        try:
-            with contextlib.redirect_stderr(stderr):
-                final = loop.train_and_evaluate(config, workdir)
-        finally:
-            del methods.METHODS["lsd"]
+        with contextlib.redirect_stderr(stderr):
+            final = loop.train_and_evaluate(config, workdir)
     return {"config": config, "workdir": workdir, "final": final, "stderr": stderr.getvalue(),
             "pretrained": pretrained}
 
