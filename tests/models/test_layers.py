@@ -90,3 +90,20 @@ def test_depthwise_shift_equals_grouped_conv_and_float64_reference(kernel, strid
         a, b, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=4))
     for a, b in zip(g_shift, g_conv):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [5, 6])  # odd: one example per scan step; even: two
+def test_depthwise_shift_kernel_gradient_accumulates_over_batch_chunks(batch):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(batch, 7, 8, 3)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 1, 3)).astype(np.float32)
+    r = rng.normal(size=(batch, 4, 4, 3)).astype(np.float32)  # stride 2, padding 1: 4x4 output
+    loss = lambda b: (layers.depthwise_conv_shift(jnp.asarray(x), b, 2, [(1, 1), (1, 1)]) * r).sum()
+    dw = jax.jit(jax.grad(loss))(jnp.asarray(w))
+    # float64 reference: d/dw[i, j, c] = sum_{b, o, p} xp[b, 2o + i, 2p + j, c] * r[b, o, p, c].
+    xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref = np.zeros((3, 3, 1, 3))
+    for i in range(3):
+        for j in range(3):
+            ref[i, j, 0] = (xp[:, i : i + 8 : 2, j : j + 8 : 2] * r).sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(dw, ref, rtol=1e-5, atol=1e-5)
