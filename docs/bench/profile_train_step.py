@@ -1,6 +1,6 @@
 """Per-op profile of an affectjax train step on the CPU, read from JAX's own trace.
 
-    python docs/bench/profile_train_step.py --model efficientnet_b0 --batch-size 32 \\
+    python -m docs.bench.profile_train_step --model efficientnet_b0 --batch-size 32 \\
         --image-size 224 [--steps 3] [--depthwise-impl auto|conv|shift] [--json out.json]
 
 Compiles the same train step as `python -m affectjax.bench` (train-mode forward, softmax
@@ -11,7 +11,9 @@ per executed HLO instruction (thunk). Each instruction is attributed, through th
 conv, BatchNorm, squeeze-excite, head, optimizer, ...) and to forward or backward
 (`transpose(jvp(...))` in its name). Prints time per step by layer kind and the slowest
 instructions. Thunks of independent instructions may overlap on different threads, so the
-shares are of summed instruction time, which can exceed the step's wall time.
+shares are of summed instruction time, which can exceed the step's wall time. XLA merges
+identical forward and backward slices, so a copy made for the backward pass can carry
+the forward op_name (and count as forward here).
 """
 
 from __future__ import annotations
