@@ -18,9 +18,11 @@ the table gives images/s from the median step time, the ratio affectjax / PyTorc
 affectjax compile time, and peak memory (GPU: device peak bytes; CPU: the process's peak
 resident set size during that measurement, reset before each one through
 `/proc/self/clear_refs`). PyTorch runs in `channels_last` memory format (`--torch-contiguous`
-for NCHW) with denormals flushed to zero, as XLA does. `--dtype bfloat16` runs affectjax with bfloat16 computation
-(float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its device (on CPU
-that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test assertion.
+for NCHW) with denormals flushed to zero, as XLA does. `--dtype bfloat16` runs affectjax with
+bfloat16 computation (float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its
+device (on CPU that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test
+assertion. The affectjax train step is `make_affectjax_train_step`, which
+`python -m affectjax.bench_profile` also profiles op by op.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,7 +78,9 @@ def _time_steps(fn: Callable[[], Any], steps: int, warmup: int) -> list[float]:
     return times
 
 
-def _summary(times: list[float], batch: int, compile_s: float | None, peak_mb: float) -> dict[str, Any]:
+def _summary(
+    times: list[float], batch: int, compile_s: float | None, peak_mb: float
+) -> dict[str, Any]:
     median = statistics.median(times)
     return {
         "images_per_s": batch / median,
@@ -101,32 +106,80 @@ def _jax_peak_mb(device: jax.Device) -> float | None:
     return None
 
 
-def bench_affectjax(
-    name: str, *, batch_size: int, image_size: int, dtype: str, steps: int, warmup: int, optimizer: str = "sgd"
-) -> dict[str, dict[str, Any]]:
-    """Times forward and train step of `affectjax.models.create(name)`.
+DTYPES: dict[str, Any] = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+class TrainStepSetup(NamedTuple):
+    """The affectjax train step of the benchmark and its inputs (`make_affectjax_train_step`).
+
+    Attributes:
+        step: `jax.jit(train_step, donate_argnums=(0,))`, with the pure
+            `train_step(state, images, labels, key) -> (state, loss)`; lower and compile
+            it with `step.lower(state, images, labels, key).compile()`.
+        state: `{"params", "batch_stats", "opt_state"}`, the model initialised with
+            `jax.random.key(0)` and the optimizer state. Donated by `step`: use the
+            returned state after each call.
+        images: (batch, size, size, 3) float32 standard-normal images (seed 0).
+        labels: (batch,) int32 class labels in `[0, model.num_classes)` (seed 0).
+        key: the dropout / drop-path key, `jax.random.key(1)`.
+        model: the `flax.linen` module, for the eval-mode forward.
+    """
+
+    step: Callable[..., tuple[dict[str, Any], jax.Array]]
+    state: dict[str, Any]
+    images: jax.Array
+    labels: jax.Array
+    key: jax.Array
+    model: nn.Module
+
+
+def make_affectjax_train_step(
+    model_name: str,
+    *,
+    batch_size: int,
+    image_size: int,
+    dtype: str = "float32",
+    optimizer: str = "sgd",
+    model_kwargs: dict[str, Any] | None = None,
+) -> TrainStepSetup:
+    """Builds the train step timed by `bench_affectjax` and profiled by `bench_profile`.
+
+    The step is train-mode forward (dropout and drop path on, BatchNorm batch statistics
+    updated) + mean softmax cross-entropy + gradient + optax update, as one pure function
+    of `(state, images, labels, key)`, jitted with the state donated.
+
+    Args:
+        model_name: a key of `affectjax.models.MODELS`.
+        batch_size: images per step.
+        image_size: height and width of the square NHWC images.
+        dtype: `"float32"`, or `"bfloat16"` for bfloat16 computation with float32
+            parameters (the model's `dtype` attribute).
+        optimizer: `"sgd"` (momentum 0.9) or `"adam"`, learning rate 1e-3.
+        model_kwargs: further module attributes for `models.create`, e.g.
+            `{"depthwise_impl": "shift"}`.
 
     Returns:
-        `{"forward": summary, "train_step": summary}`, each with `images_per_s`,
-        `median_step_s`, `min_step_s`, `compile_s`, `peak_memory_mb`.
+        A `TrainStepSetup` (step, state, images, labels, key, model).
+
+    Raises:
+        KeyError: unknown model, dtype or optimizer, listing the choices.
     """
-    model = models.create(name, dtype=jnp.bfloat16 if dtype == "bfloat16" else None)
-    rng = np.random.default_rng(0)
-    images = jnp.asarray(rng.standard_normal((batch_size, image_size, image_size, 3), dtype=np.float32))
-    num_classes = model.num_classes
-    labels = jnp.asarray(rng.integers(0, num_classes, batch_size), dtype=jnp.int32)
-    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), images)
+    if dtype not in DTYPES:
+        raise KeyError(f"dtype {dtype!r} unknown; choices: {sorted(DTYPES)}")
     tx = _optimizer(optimizer)
+    model = models.create(model_name, dtype=DTYPES[dtype], **(model_kwargs or {}))
+    rng = np.random.default_rng(0)
+    shape = (batch_size, image_size, image_size, 3)
+    images = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
+    labels = jnp.asarray(rng.integers(0, model.num_classes, batch_size), dtype=jnp.int32)
+    init = jax.jit(functools.partial(model.init, train=False))
+    variables = init(jax.random.key(0), images)
     state = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
     state["opt_state"] = tx.init(state["params"])
-    device = jax.devices()[0]
-    results = {}
 
-    @jax.jit
-    def forward(variables, images):
-        return model.apply(variables, images, train=False)[0]["logits"]
-
-    def train_step(state, images, labels, key):
+    def train_step(
+        state: dict[str, Any], images: jax.Array, labels: jax.Array, key: jax.Array
+    ) -> tuple[dict[str, Any], jax.Array]:
         def loss_fn(params):
             (outputs, _), new_model_state = model.apply(
                 {"params": params, "batch_stats": state["batch_stats"]},
@@ -135,34 +188,76 @@ def bench_affectjax(
                 mutable=["batch_stats"],
                 rngs={"dropout": key},
             )
-            loss = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
+            logits = outputs["logits"]
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, new_model_state["batch_stats"]
 
-        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, batch_stats), grads = grad_fn(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}, loss
+
+    step = jax.jit(train_step, donate_argnums=(0,))
+    return TrainStepSetup(step, state, images, labels, jax.random.key(1), model)
+
+
+def bench_affectjax(
+    name: str,
+    *,
+    batch_size: int,
+    image_size: int,
+    dtype: str,
+    steps: int,
+    warmup: int,
+    optimizer: str = "sgd",
+) -> dict[str, dict[str, Any]]:
+    """Times forward and train step of `affectjax.models.create(name)`.
+
+    Args:
+        name: a key of `affectjax.models.MODELS`.
+        batch_size, image_size, dtype, optimizer: as `make_affectjax_train_step`.
+        steps: timed steps (the median is reported).
+        warmup: untimed steps before them.
+
+    Returns:
+        `{"forward": summary, "train_step": summary}`, each with `images_per_s`,
+        `median_step_s`, `min_step_s`, `compile_s`, `peak_memory_mb`.
+    """
+    setup = make_affectjax_train_step(
+        name, batch_size=batch_size, image_size=image_size, dtype=dtype, optimizer=optimizer
+    )
+    model, images, labels, key = setup.model, setup.images, setup.labels, setup.key
+    variables = {"params": setup.state["params"], "batch_stats": setup.state["batch_stats"]}
+    device = jax.devices()[0]
+    results = {}
+
+    @jax.jit
+    def forward(variables, images):
+        return model.apply(variables, images, train=False)[0]["logits"]
+
+    def peak_mb() -> float:
+        return _jax_peak_mb(device) or _peak_rss_mb()
 
     _reset_peak_rss()
     start = time.perf_counter()
     compiled_fwd = forward.lower(variables, images).compile()
     compile_fwd = time.perf_counter() - start
     times = _time_steps(lambda: compiled_fwd(variables, images).block_until_ready(), steps, warmup)
-    results["forward"] = _summary(times, batch_size, compile_fwd, _jax_peak_mb(device) or _peak_rss_mb())
+    results["forward"] = _summary(times, batch_size, compile_fwd, peak_mb())
 
-    key = jax.random.key(1)
     _reset_peak_rss()
     start = time.perf_counter()
-    compiled_step = jax.jit(train_step, donate_argnums=(0,)).lower(state, images, labels, key).compile()
+    compiled_step = setup.step.lower(setup.state, images, labels, key).compile()
     compile_step = time.perf_counter() - start
-    holder = {"state": state}
+    holder = {"state": setup.state}
 
     def run_step():
         holder["state"], loss = compiled_step(holder["state"], images, labels, key)
         loss.block_until_ready()
 
     times = _time_steps(run_step, steps, warmup)
-    results["train_step"] = _summary(times, batch_size, compile_step, _jax_peak_mb(device) or _peak_rss_mb())
+    results["train_step"] = _summary(times, batch_size, compile_step, peak_mb())
     return results
 
 
@@ -253,10 +348,12 @@ def bench_torch(
     results = {}
     model.eval()
     reset()
-    results["forward"] = _summary(_time_steps(forward, steps, warmup), batch_size, None, peak())
+    times = _time_steps(forward, steps, warmup)
+    results["forward"] = _summary(times, batch_size, None, peak())
     model.train()
     reset()
-    results["train_step"] = _summary(_time_steps(train_step, steps, warmup), batch_size, None, peak())
+    times = _time_steps(train_step, steps, warmup)
+    results["train_step"] = _summary(times, batch_size, None, peak())
     return results
 
 
@@ -268,7 +365,8 @@ def device_description() -> str:
     model = platform.processor() or "cpu"
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            names = (line.split(":", 1)[1] for line in f if line.startswith("model name"))
+            model = next(names).strip()
     except (OSError, StopIteration):
         pass
     return f"cpu: {model}, {os.cpu_count()} cores"
@@ -276,22 +374,26 @@ def device_description() -> str:
 
 def format_table(record: dict[str, Any]) -> str:
     """Renders a `run` record as a Markdown table."""
-    cfg = record["config"]
+    cfg, versions = record["config"], record["versions"]
+    size = cfg["image_size"]
     lines = [
-        f"model {cfg['model']}, batch {cfg['batch_size']}, {cfg['image_size']}x{cfg['image_size']}, "
-        f"{cfg['dtype']}, optimizer {cfg['optimizer']}, median of {cfg['steps']} steps after {cfg['warmup']} warm-up; "
-        f"device {record['device']}; jax {record['versions']['jax']}, torch {record['versions'].get('torch', '-')} "
-        f"({record.get('torch_memory_format', '-')}, {record.get('torch_threads', '-')} threads); "
-        f"1-min load average {record['load_average_before'][0]:.1f} before, {record['load_average_after'][0]:.1f} after",
+        f"model {cfg['model']}, batch {cfg['batch_size']}, {size}x{size}, {cfg['dtype']}, "
+        f"optimizer {cfg['optimizer']}, median of {cfg['steps']} steps after {cfg['warmup']} "
+        f"warm-up; device {record['device']}; jax {versions['jax']}, "
+        f"torch {versions.get('torch', '-')} ({record.get('torch_memory_format', '-')}, "
+        f"{record.get('torch_threads', '-')} threads); 1-min load average "
+        f"{record['load_average_before'][0]:.1f} before, "
+        f"{record['load_average_after'][0]:.1f} after",
         "",
-        "| phase | affectjax img/s | PyTorch img/s | ratio affectjax/PyTorch | affectjax compile s | "
-        "affectjax peak MB | PyTorch peak MB |",
+        "| phase | affectjax img/s | PyTorch img/s | ratio affectjax/PyTorch | "
+        "affectjax compile s | affectjax peak MB | PyTorch peak MB |",
         "|---|---|---|---|---|---|---|",
     ]
     for phase in ("forward", "train_step"):
         ours = record["affectjax"][phase]
         ref = record.get("torch", {}).get(phase)
-        cells = [phase, f"{ours['images_per_s']:.1f}", "-", "-", f"{ours['compile_s']:.1f}", f"{ours['peak_memory_mb']:.0f}", "-"]
+        cells = [phase, f"{ours['images_per_s']:.1f}", "-", "-", f"{ours['compile_s']:.1f}"]
+        cells += [f"{ours['peak_memory_mb']:.0f}", "-"]
         if ref:
             cells[2] = f"{ref['images_per_s']:.1f}"
             cells[3] = f"{ours['images_per_s'] / ref['images_per_s']:.2f}"
@@ -319,7 +421,14 @@ def run(
         raise ValueError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
     if steps < 1 or warmup < 0:
         raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
-    kwargs = dict(batch_size=batch_size, image_size=image_size, dtype=dtype, steps=steps, warmup=warmup, optimizer=optimizer)
+    kwargs = dict(
+        batch_size=batch_size,
+        image_size=image_size,
+        dtype=dtype,
+        steps=steps,
+        warmup=warmup,
+        optimizer=optimizer,
+    )
     record: dict[str, Any] = {
         "config": {"model": model, **kwargs},
         "device": device_description(),
@@ -333,17 +442,21 @@ def run(
 
         record["versions"]["torch"] = torch.__version__
         record["torch_threads"] = torch.get_num_threads()
-        record["torch_memory_format"] = "channels_last" if torch_channels_last else "contiguous (NCHW)"
+        fmt = "channels_last" if torch_channels_last else "contiguous (NCHW)"
+        record["torch_memory_format"] = fmt
         record["torch"] = bench_torch(model, channels_last=torch_channels_last, **kwargs)
         record["ratio"] = {
-            p: record["affectjax"][p]["images_per_s"] / record["torch"][p]["images_per_s"] for p in ("forward", "train_step")
+            p: record["affectjax"][p]["images_per_s"] / record["torch"][p]["images_per_s"]
+            for p in ("forward", "train_step")
         }
     record["load_average_after"] = list(os.getloadavg())
     return record
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m affectjax.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m affectjax.bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--model", default="efficientnet_b0", choices=sorted(models.MODELS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
@@ -354,7 +467,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", default=None, help="write the record to this file")
     parser.add_argument("--no-torch", action="store_true", help="affectjax only")
     parser.add_argument(
-        "--torch-contiguous", action="store_true", help="PyTorch in NCHW contiguous format instead of channels_last"
+        "--torch-contiguous",
+        action="store_true",
+        help="PyTorch in NCHW contiguous format instead of channels_last",
     )
     args = parser.parse_args(argv)
     record = run(
