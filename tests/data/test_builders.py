@@ -108,3 +108,39 @@ def test_every_image_builder_declares_the_same_keys():
         assert set(feats.keys()) == {"image", "expr", "va", "va_mask", "au", "landmarks",
                                      "landmarks_mask", "parsing"}, name
         assert feats["image"].shape == (24, 24, 3)
+
+
+def test_multimodal_manual_builder_over_a_mult_pickle(tmp_path):
+    """The MulT layout: {train, valid, test} dicts of vision/audio/text/labels arrays."""
+    import pickle  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(3)
+    seq = 50
+    hot = {"train": [[0, 1, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0]], "valid": [[0, 0, 1, 0]],
+           "test": [[1, 1, 0, 0], [0, 0, 0, 1]]}
+    data = {}
+    for split, h in hot.items():
+        n, h = len(h), np.asarray(h)
+        data[split] = {"vision": rng.normal(size=(n, seq, 35)),
+                       "audio": rng.normal(size=(n, seq, 74)),
+                       "text": rng.normal(size=(n, seq, 300)).astype(np.float32),
+                       "labels": np.stack([1 - h, h], axis=-1).astype(np.float32)}
+    data["train"]["audio"][1, 3, 7] = -np.inf  # the released IEMOCAP audio has such values
+    manual = tmp_path / "mult"
+    manual.mkdir()
+    with open(manual / "iemocap_data.pkl", "wb") as f:
+        pickle.dump(data, f)
+    cfg = _config(tmp_path, "multimodal", file="iemocap_data.pkl")
+    cfg.manual_dir = str(manual)
+    for split, key in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        source = pipeline.create_source(cfg, split)
+        assert len(source) == len(hot[key]), split
+        for i in range(len(source)):
+            ex = source[i]
+            np.testing.assert_array_equal(ex["emotion"], hot[key][i])
+            assert ex["emotion"].dtype == np.int32
+            np.testing.assert_allclose(ex["visual"], data[key]["vision"][i], rtol=1e-6)
+            np.testing.assert_allclose(ex["text"], data[key]["text"][i], rtol=1e-6)
+            audio = np.nan_to_num(data[key]["audio"][i], posinf=0.0, neginf=0.0)
+            np.testing.assert_allclose(ex["audio"], audio, rtol=1e-6)
+            assert ex["sarcasm"] == -1 and ex["sentiment_binary"] == -1  # not in IEMOCAP
