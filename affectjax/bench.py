@@ -10,9 +10,10 @@ For the model, batch size, image size and dtype it times
   (SGD with momentum 0.9 or Adam), one `jax.jit` with the state donated; PyTorch the same
   with `backward()` and `torch.optim`;
 
-of affectjax and of the PyTorch reference (timm's model of the same name; torchvision's
-ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's `EfficientNet` class built
-from the same block strings) with the same dropout and drop-path rates. Each is timed after
+of affectjax and of the PyTorch reference (`affectjax.bench_torch`: timm's model of the same
+name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
+`EfficientNet` class built from the same block strings) with the same dropout and drop-path
+rates. Each is timed after
 `--warmup` untimed steps, `--steps` times, with `block_until_ready` / `cuda.synchronize`;
 the table gives images/s from the median step time, the ratio affectjax / PyTorch, the
 affectjax compile time, and peak memory (GPU: device peak bytes; CPU: the process's peak
@@ -32,7 +33,6 @@ import functools
 import json
 import os
 import platform
-import statistics
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -42,53 +42,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from affectjax import bench_timing as timing
+from affectjax import bench_torch as torch_bench
 from affectjax import models
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _time_steps(fn: Callable[[], Any], steps: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _summary(
-    times: list[float], batch: int, compile_s: float | None, peak_mb: float
-) -> dict[str, Any]:
-    median = statistics.median(times)
-    return {
-        "images_per_s": batch / median,
-        "median_step_s": median,
-        "min_step_s": min(times),
-        "compile_s": compile_s,
-        "peak_memory_mb": peak_mb,
-    }
 
 
 def _optimizer(name: str, lr: float = 1e-3) -> optax.GradientTransformation:
@@ -237,16 +193,16 @@ def bench_affectjax(
         return model.apply(variables, images, train=False)[0]["logits"]
 
     def peak_mb() -> float:
-        return _jax_peak_mb(device) or _peak_rss_mb()
+        return _jax_peak_mb(device) or timing.peak_rss_mb()
 
-    _reset_peak_rss()
+    timing.reset_peak_rss()
     start = time.perf_counter()
     compiled_fwd = forward.lower(variables, images).compile()
     compile_fwd = time.perf_counter() - start
-    times = _time_steps(lambda: compiled_fwd(variables, images).block_until_ready(), steps, warmup)
-    results["forward"] = _summary(times, batch_size, compile_fwd, peak_mb())
+    times = timing.time_steps(lambda: compiled_fwd(variables, images).block_until_ready(), steps, warmup)
+    results["forward"] = timing.summary(times, batch_size, compile_fwd, peak_mb())
 
-    _reset_peak_rss()
+    timing.reset_peak_rss()
     start = time.perf_counter()
     compiled_step = setup.step.lower(setup.state, images, labels, key).compile()
     compile_step = time.perf_counter() - start
@@ -256,104 +212,8 @@ def bench_affectjax(
         holder["state"], loss = compiled_step(holder["state"], images, labels, key)
         loss.block_until_ready()
 
-    times = _time_steps(run_step, steps, warmup)
-    results["train_step"] = _summary(times, batch_size, compile_step, peak_mb())
-    return results
-
-
-def torch_reference(name: str, module: Any) -> Any:
-    """The PyTorch model affectjax's `module` (from `models.create(name)`) is measured against."""
-    import torch
-    import timm
-    import torchvision
-    from timm.models._efficientnet_builder import decode_arch_def, round_channels
-
-    if name == "resnet18":
-        return torchvision.models.resnet18(num_classes=module.num_classes)
-    drop = dict(drop_rate=module.drop_rate, drop_path_rate=module.drop_path_rate)
-    if name in timm.list_models():
-        return timm.create_model(name, num_classes=module.num_classes, **drop)
-    round_fn = functools.partial(round_channels, multiplier=module.width_multiplier)
-    return timm.models.efficientnet.EfficientNet(
-        block_args=decode_arch_def([list(s) for s in module.arch], module.depth_multiplier),
-        num_classes=module.num_classes,
-        num_features=round_fn(module.num_features),
-        stem_size=module.stem_size,
-        round_chs_fn=round_fn,
-        pad_type=module.pad_type,
-        act_layer=torch.nn.SiLU,
-        norm_layer=functools.partial(torch.nn.BatchNorm2d, eps=module.bn_eps),
-        **drop,
-    )
-
-
-def bench_torch(
-    name: str,
-    *,
-    batch_size: int,
-    image_size: int,
-    dtype: str,
-    steps: int,
-    warmup: int,
-    optimizer: str = "sgd",
-    channels_last: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Times the PyTorch reference the same way as `bench_affectjax` (same keys).
-
-    The model and images are in `torch.channels_last` memory format (NHWC, as affectjax;
-    timm's recommended setting) unless `channels_last=False`, and denormals are flushed to
-    zero (`torch.set_flush_denormal(True)`), as XLA does on CPU.
-    """
-    import torch
-
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    torch.set_flush_denormal(True)
-    module = models.create(name)
-    model = torch_reference(name, module).to(device)
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, module.num_classes, (batch_size,), generator=gen).to(device)
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-
-    def peak() -> float:
-        return torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb()
-
-    def reset() -> None:
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        _reset_peak_rss()
-
-    def forward():
-        with torch.no_grad(), autocast:
-            model(images)
-        sync()
-
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        with autocast:
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
-        loss.backward()
-        opt.step()
-        sync()
-
-    results = {}
-    model.eval()
-    reset()
-    times = _time_steps(forward, steps, warmup)
-    results["forward"] = _summary(times, batch_size, None, peak())
-    model.train()
-    reset()
-    times = _time_steps(train_step, steps, warmup)
-    results["train_step"] = _summary(times, batch_size, None, peak())
+    times = timing.time_steps(run_step, steps, warmup)
+    results["train_step"] = timing.summary(times, batch_size, compile_step, peak_mb())
     return results
 
 
@@ -444,7 +304,7 @@ def run(
         record["torch_threads"] = torch.get_num_threads()
         fmt = "channels_last" if torch_channels_last else "contiguous (NCHW)"
         record["torch_memory_format"] = fmt
-        record["torch"] = bench_torch(model, channels_last=torch_channels_last, **kwargs)
+        record["torch"] = torch_bench.bench_torch(model, channels_last=torch_channels_last, **kwargs)
         record["ratio"] = {
             p: record["affectjax"][p]["images_per_s"] / record["torch"][p]["images_per_s"]
             for p in ("forward", "train_step")

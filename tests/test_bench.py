@@ -7,6 +7,7 @@ import jax
 import pytest
 
 from affectjax import bench
+from affectjax import bench_torch
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +55,7 @@ def test_torch_reference_matches_tiny_architecture():
     from affectjax import models
 
     module = models.create("efficientnet_tiny")
-    reference = bench.torch_reference("efficientnet_tiny", module)
+    reference = bench_torch.torch_reference("efficientnet_tiny", module)
     shapes = jax.eval_shape(module.init, jax.random.key(0), jax.numpy.zeros((1, 32, 32, 3)))
     ours = sum(x.size for x in jax.tree.leaves(shapes["params"]))
     assert sum(p.numel() for p in reference.parameters()) == ours

@@ -1,0 +1,112 @@
+"""The PyTorch side of `python -m affectjax.bench`: reference models and their timing.
+
+`torch_reference` builds the model an affectjax model is measured against (timm's model of
+the same name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
+`EfficientNet` built from the same block strings), and `bench_torch` times it exactly as
+`affectjax.bench.bench_affectjax` times affectjax (same record keys). torch, torchvision
+and timm are imported lazily: they are test/benchmark dependencies only.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from affectjax import bench_timing as timing
+from affectjax import models
+
+
+def torch_reference(name: str, module: Any) -> Any:
+    """The PyTorch model affectjax's `module` (from `models.create(name)`) is measured against."""
+    import torch
+    import timm
+    import torchvision
+    from timm.models._efficientnet_builder import decode_arch_def, round_channels
+
+    if name == "resnet18":
+        return torchvision.models.resnet18(num_classes=module.num_classes)
+    drop = dict(drop_rate=module.drop_rate, drop_path_rate=module.drop_path_rate)
+    if name in timm.list_models():
+        return timm.create_model(name, num_classes=module.num_classes, **drop)
+    round_fn = functools.partial(round_channels, multiplier=module.width_multiplier)
+    return timm.models.efficientnet.EfficientNet(
+        block_args=decode_arch_def([list(s) for s in module.arch], module.depth_multiplier),
+        num_classes=module.num_classes,
+        num_features=round_fn(module.num_features),
+        stem_size=module.stem_size,
+        round_chs_fn=round_fn,
+        pad_type=module.pad_type,
+        act_layer=torch.nn.SiLU,
+        norm_layer=functools.partial(torch.nn.BatchNorm2d, eps=module.bn_eps),
+        **drop,
+    )
+
+
+def bench_torch(
+    name: str,
+    *,
+    batch_size: int,
+    image_size: int,
+    dtype: str,
+    steps: int,
+    warmup: int,
+    optimizer: str = "sgd",
+    channels_last: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Times the PyTorch reference the same way as `bench_affectjax` (same keys).
+
+    The model and images are in `torch.channels_last` memory format (NHWC, as affectjax;
+    timm's recommended setting) unless `channels_last=False`, and denormals are flushed to
+    zero (`torch.set_flush_denormal(True)`), as XLA does on CPU.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    torch.set_flush_denormal(True)
+    module = models.create(name)
+    model = torch_reference(name, module).to(device)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, module.num_classes, (batch_size,), generator=gen).to(device)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def peak() -> float:
+        return torch.cuda.max_memory_allocated() / 2**20 if cuda else timing.peak_rss_mb()
+
+    def reset() -> None:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        timing.reset_peak_rss()
+
+    def forward():
+        with torch.no_grad(), autocast:
+            model(images)
+        sync()
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        opt.step()
+        sync()
+
+    results = {}
+    model.eval()
+    reset()
+    times = timing.time_steps(forward, steps, warmup)
+    results["forward"] = timing.summary(times, batch_size, None, peak())
+    model.train()
+    reset()
+    times = timing.time_steps(train_step, steps, warmup)
+    results["train_step"] = timing.summary(times, batch_size, None, peak())
+    return results
