@@ -6,7 +6,7 @@ sadness, surprise) whose training faces are synthetic and whose validation faces
 real. The `LSD` method is a *pipeline* (``python train.py --config
 configs/lsd_synthfaces.py``) of four stages, each reused by a rerun once finished:
 
-1. **Training set** (``<workdir>/train_images``): the synthetic faces of the 6 classes
+1. **Training set** (``<workdir>/train_images``, `affectjax.train.lsd_data`): the synthetic faces of the 6 classes
    (``lsd.train``: rendered SynthFaces or a class-folder set), optionally enlarged by
    super-resolution (``lsd.super_resolution``, `affectjax.data.super_resolution`; the
    authors: Real-ESRGAN, scale 2), written as a class-folder set whose folders map to
@@ -47,28 +47,21 @@ import json
 import os
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from affectjax import features as features_lib
 from affectjax import tuning
-from affectjax.data import super_resolution as sr_lib
+from affectjax.train import lsd_data
+from affectjax.train import lsd_report
 from affectjax.train import methods as methods_lib
+from affectjax.train.lsd_data import ABAW_TO_LSD, LSD_CLASSES, LSD_TO_ABAW, to_lsd_labels
 from affectjax.train.errors import ConfigError, DataError
 from affectjax.train.setup import user_errors
 
-LSD_CLASSES = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
-ABAW_TO_LSD = np.array([-1, 0, 1, 2, 3, 4, 5, -1], np.int32)  # see the module docstring
-LSD_TO_ABAW = np.array([1, 2, 3, 4, 5, 6], np.int32)
 VARIANTS = {"head": "finetune_head", "full": "finetune_all"}  # phase -> workdir
-_TITLES = {"head": "head", "full": "all"}
 
-
-def to_lsd_labels(expr: Any) -> np.ndarray:
-    """ABAW expression labels (-1 missing) -> LSD indices 0..5 (-1: Neutral, Other, missing)."""
-    expr = np.asarray(expr, np.int64)
-    return np.where((expr >= 0) & (expr < 8), ABAW_TO_LSD[np.clip(expr, 0, 7)], -1)
 
 
 def pretrained_scores(expr_logits: Any, *, kind: str = "softmax") -> np.ndarray:
@@ -95,92 +88,6 @@ def _scores(logits: np.ndarray, kind: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------
-# stage 1: the 6-class training set
-
-
-def _abaw_examples(train: Any, chunk: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(images uint8 NHWC, ABAW expr)`` chunks of the configured synthetic set."""
-    kind = train.get("source", "synthfaces")
-    if kind == "synthfaces":
-        from affectjax.data.synthfaces import SynthFaces  # pylint: disable=import-outside-toplevel
-        faces = SynthFaces(int(train.num_examples), seed=int(train.get("seed", 0)),
-                           image_size=int(train.image_size), domain=train.domain)
-        for start in range(0, len(faces), chunk):
-            batch = faces.batch(range(start, min(len(faces), start + chunk)))
-            yield batch["image"], batch["expr"]
-    elif kind == "image_folder":
-        from affectjax.data.readers import read_image_folder  # pylint: disable=import-outside-toplevel
-        if not train.get("root"):
-            raise ConfigError("config.lsd.train.root is empty: give the folder of class "
-                              "folders (root/<expression>/*.jpg)")
-        names = train.get("class_names") or None
-        size = int(train.get("image_size", 0) or 0) or None
-        examples = read_image_folder(train.root, class_names=names and dict(names),
-                                     image_size=size)
-        while True:
-            part = [e for _, e in zip(range(chunk), examples)]
-            if not part:
-                return
-            if "expr" not in part[0]:
-                raise DataError(f"config.lsd.train.root={train.root}: class folders are not "
-                                "emotion words; give lsd.train.class_names")
-            yield (np.stack([np.asarray(e["image"]) for e in part]),
-                   np.array([int(e["expr"]) for e in part]))
-    else:
-        raise ConfigError(f"config.lsd.train.source={kind!r}; choose synthfaces or image_folder")
-
-
-def write_training_set(config: Any, out: str) -> dict[str, Any]:
-    """Writes the 6-class (super-resolved) training faces as ``out/<class>/<n>.png``.
-
-    Reused when ``out/lsd_data.json`` records the same settings.
-
-    Returns:
-      The record: settings, ``image_size`` (stored) and ``counts`` per LSD class.
-    """
-    from PIL import Image  # pylint: disable=import-outside-toplevel
-
-    lsd = config.lsd
-    key = {"train": _plain(lsd.train), "super_resolution": lsd.super_resolution,
-           "sr_scale": float(lsd.sr_scale)}
-    marker = os.path.join(out, "lsd_data.json")
-    if os.path.exists(marker):
-        with open(marker) as f:
-            done = json.load(f)
-        if done["key"] != json.loads(json.dumps(key)):
-            raise ConfigError(f"{out} holds a training set of other lsd.train / "
-                              "super_resolution settings; use a new --workdir")
-        return done
-    sr_lib.get(lsd.super_resolution)  # an unknown name fails before any work
-    counts, size = np.zeros(6, np.int64), None
-    for images, expr in _abaw_examples(lsd.train):
-        labels = to_lsd_labels(expr)
-        keep = labels >= 0
-        if not keep.any():
-            continue
-        images = sr_lib.apply(lsd.super_resolution, images[keep], float(lsd.sr_scale))
-        size = images.shape[1]
-        for image, label in zip(images, labels[keep]):
-            folder = os.path.join(out, LSD_CLASSES[label].lower())
-            os.makedirs(folder, exist_ok=True)
-            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-                os.path.join(folder, f"{int(counts.sum()):06d}.png"))
-            counts[label] += 1
-    if size is None:
-        raise DataError("config.lsd.train: no training face of the 6 LSD classes")
-    done = {"key": key, "image_size": int(size), "counts": dict(zip(LSD_CLASSES,
-                                                                    counts.tolist()))}
-    with open(marker, "w") as f:
-        json.dump(done, f, indent=2)
-    return done
-
-
-def _plain(section: Any) -> Any:
-    return json.loads(json.dumps(section.to_dict() if hasattr(section, "to_dict")
-                                 else dict(section)))
-
-
-# ----------------------------------------------------------------------------------
 # stage 2: fine-tuning with the trainer
 
 
@@ -204,7 +111,7 @@ def _pretrained(config: Any, workdir: str) -> tuple[Any, Any, str]:
         return model, variables, ckpt
     init_dir = os.path.join(workdir, "pretrained")
     if not os.path.exists(os.path.join(init_dir, "meta.json")):
-        kwargs = _plain(config.model)
+        kwargs = lsd_data.plain(config.model)
         convert.save_converted(init_dir, variables, {
             "arch": kwargs.pop("name", "emotieffnet"), "model_kwargs": kwargs,
             "origin": origin})
@@ -251,7 +158,7 @@ def _logits(config: Any, model: Any, variables: Any, origin: str, path: str) -> 
 
     data = config.data
     key = json.loads(json.dumps({"origin": origin, "split": data.eval_split, "data": {
-        k: _plain(data[k]) if hasattr(data[k], "keys") else data[k]
+        k: lsd_data.plain(data[k]) if hasattr(data[k], "keys") else data[k]
         for k in ("name", "builder_kwargs", "image_size", "mean", "std", "manual_dir")}}))
     if os.path.exists(path):
         arrays, meta = features_lib.load_cache(path)
@@ -296,58 +203,6 @@ def blend_scores(s_ft: np.ndarray, s_pre: np.ndarray, labels: np.ndarray, *,
     return out
 
 
-def markdown(final: dict[str, Any]) -> str:
-    """``report.md``: Table 8's rows (pre-trained, fine-tuned, blended) for this run."""
-    lines = ["# LSD: pre-trained vs fine-tuned vs blended (macro-F1 over 6 classes)", "",
-             f"Validation faces: {final['num_validation']} ({final['validation']}); "
-             f"training faces: {sum(final['train_counts'].values())} "
-             f"(super-resolution {final['super_resolution']!r}, scores "
-             f"{final['scores']!r}). w weights the fine-tuned scores "
-             "(the paper's w is 1 - w).", "",
-             "| model | w | macro-F1 | accuracy |", "|---|---|---|---|",
-             f"| Pre-trained | - | {final['pretrained']['f1']:.4f} | "
-             f"{final['pretrained']['accuracy']:.4f} |"]
-    for phase, res in final["finetuned"].items():
-        t = _TITLES[phase]
-        lines.append(f"| Fine-tuned ({t}) | - | {res['f1']:.4f} | {res['accuracy']:.4f} |")
-        b = res["blend"]
-        lines.append(f"| Pre-trained + fine-tuned ({t}) | {b['weight']:.2f} | "
-                     f"{b['f1']:.4f} | {b['accuracy']:.4f} |")
-    lines += ["", "Per-class F1 of the final blend:", "",
-              "| " + " | ".join(LSD_CLASSES) + " |", "|" + "---|" * len(LSD_CLASSES),
-              "| " + " | ".join(f"{v:.3f}" for v in final["blended"]["f1_per_class"].values())
-              + " |", ""]
-    return "\n".join(lines)
-
-
-def write_plots(out: str, final: dict[str, Any]) -> list[str]:
-    """``blend_curve.png`` (F1 against w) and the confusion matrices (Fig. 3 a and b)."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    from affectjax.train import plots  # pylint: disable=import-outside-toplevel
-
-    os.makedirs(out, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for phase, res in final["finetuned"].items():
-        b = res["blend"]
-        line, = ax.plot(b["grid"], b["curve"], "o-", ms=3,
-                        label=f"pre-trained + fine-tuned ({_TITLES[phase]})")
-        ax.plot([b["weight"]], [b["f1"]], "*", ms=12, color=line.get_color())
-    ax.set(xlabel="w (weight of the fine-tuned scores)", ylabel="validation macro-F1",
-           title="blend s = w s_ft + (1 - w) s_pre")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths = [os.path.join(out, "blend_curve.png")]
-    fig.savefig(paths[0], dpi=100)
-    plt.close(fig)
-    for name in ("pretrained", "blended"):
-        paths.append(plots.plot_confusion(np.asarray(final[name]["confusion_matrix"]),
-                                          LSD_CLASSES, os.path.join(out, f"confusion_{name}.png")))
-    return paths
-
-
 def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
     """Runs the four stages (module docstring) in `workdir`; returns ``final_metrics.json``.
 
@@ -372,7 +227,7 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
         from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
         pipeline.check_available(config.data)  # the validation faces, before any work
         model, variables, init_from = _pretrained(config, workdir)
-        data = write_training_set(config, os.path.join(workdir, "train_images"))
+        data = lsd_data.write_training_set(config, os.path.join(workdir, "train_images"))
         pre = _logits(config, model, variables, f"pretrained:{init_from}",
                       os.path.join(workdir, "scores", "pretrained.npz"))
     labels = to_lsd_labels(pre["expr"])
@@ -407,8 +262,8 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
         json.dump(final, f, indent=2)
     with open(os.path.join(workdir, "report.md"), "w") as f:
-        f.write(markdown(final))
-    final["plots"] = write_plots(os.path.join(workdir, "plots"), final)
+        f.write(lsd_report.markdown(final))
+    final["plots"] = lsd_report.write_plots(os.path.join(workdir, "plots"), final)
     b = final["blended"]
     print(f"lsd: macro-F1 pre-trained {final['pretrained']['f1']:.4f}, fine-tuned ({last}) "
           f"{final['finetuned'][last]['f1']:.4f}, blended {b['f1']:.4f} at w={b['weight']:.2f}"
@@ -421,7 +276,7 @@ def _save_init(workdir: str, variables: Any, config: Any) -> str:
     from affectjax import convert  # pylint: disable=import-outside-toplevel
     path = os.path.join(workdir, "finetuned_head")
     if not os.path.exists(os.path.join(path, "meta.json")):
-        kwargs = dict(_plain(config.model), num_expressions=6)
+        kwargs = dict(lsd_data.plain(config.model), num_expressions=6)
         convert.save_converted(path, variables, {"arch": kwargs.pop("name", "emotieffnet"),
                                                  "model_kwargs": kwargs})
     return path

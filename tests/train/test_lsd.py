@@ -30,6 +30,7 @@ from affectjax import features  # noqa: E402  pylint: disable=wrong-import-posit
 from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.data import super_resolution as sr  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train import lsd_data  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import lsd  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -150,7 +151,7 @@ def test_new_head_is_initialised_apart_and_backbone_loaded(run):
 
 def _scores(run, name, columns):
     arrays, _ = features.load_cache(os.path.join(run["workdir"], "scores", f"{name}.npz"))
-    labels = lsd.to_lsd_labels(arrays["expr"])
+    labels = lsd_data.to_lsd_labels(arrays["expr"])
     keep = labels >= 0
     return scipy.special.softmax(np.float64(arrays["logits"][keep][:, :columns]), -1), \
         labels[keep]
@@ -193,7 +194,7 @@ def test_class_mapping_against_hand_written_table():
     abaw = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
     lsd_names = ["Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise"]
     want = [lsd_names.index(n) if n in lsd_names else -1 for n in abaw] + [-1]
-    np.testing.assert_array_equal(lsd.to_lsd_labels(list(range(8)) + [-1]), want)
+    np.testing.assert_array_equal(lsd_data.to_lsd_labels(list(range(8)) + [-1]), want)
     logits = np.random.default_rng(0).normal(size=(5, 8)) * 3
     probs = scipy.special.softmax(logits, -1)
     want = np.stack([probs[:, abaw.index(n)] for n in lsd_names], -1)
@@ -278,14 +279,14 @@ def test_class_folder_training_set_drops_neutral_and_maps_names(tmp_path):
     config.lsd.train = dict(source="image_folder", root=str(src), image_size=8,
                             class_names={})
     config.lsd.super_resolution = "none"
-    record = lsd.write_training_set(config, str(tmp_path / "out"))
+    record = lsd_data.write_training_set(config, str(tmp_path / "out"))
     assert record["image_size"] == 8
     assert record["counts"] == {"Anger": 2, "Disgust": 0, "Fear": 0, "Happiness": 3,
                                 "Sadness": 0, "Surprise": 0}
     assert sorted(os.listdir(tmp_path / "out" / "happiness")) == [
         "000002.png", "000003.png", "000004.png"]
     # A rerun with the same settings reuses the set; other settings are refused.
-    assert lsd.write_training_set(config, str(tmp_path / "out")) == record
+    assert lsd_data.write_training_set(config, str(tmp_path / "out")) == record
     config.lsd.super_resolution = "bicubic"
     with pytest.raises(UserError, match="new --workdir"):
-        lsd.write_training_set(config, str(tmp_path / "out"))
+        lsd_data.write_training_set(config, str(tmp_path / "out"))
