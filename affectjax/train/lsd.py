@@ -6,8 +6,9 @@ sadness, surprise) whose training faces are synthetic and whose validation faces
 real. The `LSD` method is a *pipeline* (``python train.py --config
 configs/lsd_synthfaces.py``) of four stages, each reused by a rerun once finished:
 
-1. **Training set** (``<workdir>/train_images``, `affectjax.train.lsd_data`): the synthetic faces of the 6 classes
-   (``lsd.train``: rendered SynthFaces or a class-folder set), optionally enlarged by
+1. **Training set** (``<workdir>/train_images``, `affectjax.train.lsd_data`): the
+   synthetic faces of the 6 classes (``lsd.train``: rendered SynthFaces or a
+   class-folder set), optionally enlarged by
    super-resolution (``lsd.super_resolution``, `affectjax.data.super_resolution`; the
    authors: Real-ESRGAN, scale 2), written as a class-folder set whose folders map to
    the LSD indices.
