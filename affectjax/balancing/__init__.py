@@ -14,6 +14,12 @@ of pure functions (see `affectjax.balancing.base`). One train step serves them a
 
     grads = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)   # model and balancer params
 
+When a task has no labelled sample in a batch (cross-dataset hybrid training, masked
+labels), pass `present`, a (K,) bool vector: `balancer.update(bstate, losses,
+epoch=epoch, present=present)`. An absent task leaves every per-task statistic of the
+state unchanged (EMA averages, epoch means, GradNorm's L(0)); its weight multiplies its
+zero loss.
+
 GradNorm also needs per-task gradient norms of the shared parameters; its module
 docstring (`affectjax.balancing.grad_norm`) shows the extra two lines.
 """

@@ -5,10 +5,15 @@ A balancer is a NamedTuple of four pure functions, in the spirit of an optax
 
 * `init(num_tasks) -> state`: a NamedTuple of fixed-shape arrays, so it can live in a
   jitted `TrainState` and in the carry of `jax.lax.scan`.
-* `update(state, losses, *, epoch) -> (weights, new_state)`: `losses` is the (K,) vector
-  of this step's task losses, which the caller passes through `jax.lax.stop_gradient`
-  (the weights are treated as constants by backpropagation, as in every method here);
-  `epoch` is an int32 scalar, possibly traced, giving the current 0-based epoch.
+* `update(state, losses, *, epoch, present=None) -> (weights, new_state)`: `losses` is
+  the (K,) vector of this step's task losses, which the caller passes through
+  `jax.lax.stop_gradient` (the weights are treated as constants by backpropagation, as in
+  every method here); `epoch` is an int32 scalar, possibly traced, giving the current
+  0-based epoch; `present` is an optional (K,) bool vector, possibly traced, marking the
+  tasks that have at least one labelled sample in this batch (None: all of them). An
+  absent task's loss is a placeholder (0 for a fully masked batch) and leaves every
+  per-task statistic of the state unchanged, as if the step had not happened for it
+  (cross-dataset hybrid training, PAPERS.md §4; masked ABAW labels).
 * `init_params(num_tasks) -> params`: the trainable part (`{}` for non-trainable
   balancers), updated by the train step's optimiser alongside the model parameters.
 * `combine(params, weights, losses) -> total`: the scalar total loss. For most balancers
@@ -79,6 +84,30 @@ def check_epoch(epoch: Any) -> Array:
     if not jnp.issubdtype(epoch.dtype, jnp.integer):
         raise TypeError(f"epoch must be an integer, got dtype {epoch.dtype}")
     return epoch.astype(jnp.int32)
+
+
+def check_present(present: Any, num_tasks: int) -> Array:
+    """Checks the optional task-presence vector of `update`.
+
+    Args:
+      present: None (every task present) or a (num_tasks,) bool array, possibly traced.
+      num_tasks: K as fixed by the balancer state.
+
+    Returns:
+      A (num_tasks,) bool array (all True for None).
+
+    Raises:
+      ValueError: if `present` is not a bool array of shape (num_tasks,).
+    """
+    if present is None:
+        return jnp.ones((num_tasks,), bool)
+    present = jnp.asarray(present)
+    if present.shape != (num_tasks,):
+        raise ValueError(f"present must have shape (num_tasks,) = ({num_tasks},), got "
+                         f"shape {present.shape}")
+    if present.dtype != jnp.bool_:
+        raise ValueError(f"present must be a bool array, got dtype {present.dtype}")
+    return present
 
 
 def no_params(num_tasks: int) -> dict:

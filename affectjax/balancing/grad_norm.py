@@ -13,6 +13,13 @@ The model is trained on sum_k stop_gradient(w_k) L_k; the logits a are trained o
 L_grad only. `L_k(0)`, the first observed losses (or, as LibMTL, the mean losses of
 epoch 0, with the weights held at 1 during that epoch), live in the balancer state.
 
+Absent tasks (`present`, see `affectjax.balancing.base`): L_k(0) is taken at the first
+step where task k is present (`"first_epoch"`: the mean over the epoch-0 steps where it
+is present, or its first present step if it has none in epoch 0), and
+`gradnorm_loss(..., present=...)` leaves absent tasks out of mean_j G_j, of the mean
+ratio and of the sum, so their zero losses and zero gradient norms do not pull the
+targets of the other tasks.
+
 How a jitted train step uses it (the model parameters split into the shared part W and
 the rest; `task_losses(shared, rest, batch) -> (K,)`)::
 
@@ -28,7 +35,8 @@ the rest; `task_losses(shared, rest, batch) -> (K,)`)::
     norms = per_task_grad_norms(
         lambda w: task_losses(w, model_params["rest"], batch), model_params["shared"])
     g_b = jax.grad(gradnorm_loss)(
-        bparams, norms, jax.lax.stop_gradient(losses), bstate.initial_losses, alpha=1.5)
+        bparams, norms, jax.lax.stop_gradient(losses), bstate.initial_losses, alpha=1.5,
+        present=present)                                           # None: all tasks
     g_b = jax.tree_util.tree_map(lambda g: jnp.where(bstate.active, g, 0.0), g_b)
     # then optax updates of model_params with g_model and of bparams with g_b
 
@@ -51,9 +59,10 @@ class GradNormState(NamedTuple):
     """State of GradNorm.
 
     Attributes:
-      initial_losses: (K,) the reference losses L(0).
+      initial_losses: (K,) the reference losses L(0) (1 for a task not seen yet).
       loss_sum: (K,) sum of the losses averaged into `initial_losses`.
-      count: float32 scalar, the number of steps averaged into `initial_losses`.
+      count: (K,) float32, the number of steps averaged into each task's
+        `initial_losses` (steps where the task was present).
       active: bool scalar, whether the weights should learn at this step (always True
         for `initial_losses="first_step"`; from epoch 1 on for `"first_epoch"`).
     """
@@ -95,7 +104,8 @@ def per_task_grad_norms(task_losses_fn: Callable[[PyTree], jax.Array],
 
 
 def gradnorm_loss(params: dict, grad_norms: jax.Array, losses: jax.Array,
-                  initial_losses: jax.Array, *, alpha: float = 1.5) -> jax.Array:
+                  initial_losses: jax.Array, *, alpha: float = 1.5,
+                  present: jax.Array | None = None) -> jax.Array:
     """The GradNorm loss L_grad (Chen et al. 2018, eq. 2) as a function of the logits.
 
     Args:
@@ -105,6 +115,8 @@ def gradnorm_loss(params: dict, grad_norms: jax.Array, losses: jax.Array,
       losses: (K,) current task losses (stopped).
       initial_losses: (K,) the losses L(0) (`GradNormState.initial_losses`).
       alpha: the restoring-force exponent (paper and LibMTL: 1.5).
+      present: optional (K,) bool, the tasks present in this batch (None: all); the
+        means and the sum run over present tasks only (0 when none is present).
 
     Returns:
       The scalar sum_k |G_k - sg(mean(G) r_k^alpha)|.
@@ -115,9 +127,14 @@ def gradnorm_loss(params: dict, grad_norms: jax.Array, losses: jax.Array,
                                        name="initial_losses")
     g = gradnorm_weights(params) * jax.lax.stop_gradient(grad_norms)
     ratios = losses / initial_losses
-    rates = ratios / jnp.mean(ratios)
-    target = jax.lax.stop_gradient(jnp.mean(g) * rates ** alpha)
-    return jnp.sum(jnp.abs(g - target))
+    present = base.check_present(present, losses.shape[0])
+    num_present = jnp.maximum(jnp.sum(present), 1).astype(g.dtype)
+    ratios = jnp.where(present, ratios, 0.0)
+    mean_ratio = jnp.sum(ratios) / num_present
+    rates = jnp.where(present, ratios / jnp.where(mean_ratio > 0, mean_ratio, 1.0), 0.0)
+    mean_g = jnp.sum(jnp.where(present, g, 0.0)) / num_present
+    target = jax.lax.stop_gradient(mean_g * rates ** alpha)
+    return jnp.sum(jnp.where(present, jnp.abs(g - target), 0.0))
 
 
 def gradnorm(alpha: float = 1.5, initial_losses: str = "first_step") -> base.Balancer:
@@ -146,20 +163,23 @@ def gradnorm(alpha: float = 1.5, initial_losses: str = "first_step") -> base.Bal
         num_tasks = base.check_num_tasks(num_tasks)
         ones = jnp.ones((num_tasks,), base.STATE_DTYPE)
         return GradNormState(initial_losses=ones, loss_sum=jnp.zeros_like(ones),
-                             count=jnp.zeros((), base.STATE_DTYPE),
+                             count=jnp.zeros_like(ones),
                              active=jnp.array(not first_epoch))
 
-    def update(state: GradNormState, losses: jax.Array, *, epoch) -> tuple:
+    def update(state: GradNormState, losses: jax.Array, *, epoch, present=None) -> tuple:
         losses = base.check_losses(losses, state.initial_losses.shape[0])
         losses = losses.astype(base.STATE_DTYPE)
         epoch = base.check_epoch(epoch)
+        present = base.check_present(present, losses.shape[0])
         accumulate = state.count == 0
         if first_epoch:
             accumulate = accumulate | (epoch == 0)
+        accumulate = accumulate & present
         loss_sum = jnp.where(accumulate, state.loss_sum + losses, state.loss_sum)
         count = jnp.where(accumulate, state.count + 1.0, state.count)
+        initial = jnp.where(count > 0, loss_sum / jnp.maximum(count, 1.0), 1.0)
         active = epoch >= 1 if first_epoch else jnp.array(True)
-        new_state = GradNormState(initial_losses=loss_sum / count, loss_sum=loss_sum,
+        new_state = GradNormState(initial_losses=initial, loss_sum=loss_sum,
                                   count=count, active=active)
         return jnp.ones_like(loss_sum), new_state
 

@@ -28,6 +28,13 @@ with the DWA factor taken as 1 during the first two epochs (as DWA itself). In b
 Lbar_k(t) is the per-step EMA of eq. 1. So REMA multiplies the EMA-scaled losses by the
 raw training rates, DWEMA by the DWA coefficients (T = 2 by default).
 
+Absent tasks (`present`, see `affectjax.balancing.base`): eq. 1 runs per task over the
+steps where the task is present. An absent task keeps its Lbar_k, and "the first
+observed loss" is the first step where that task is present, so each task has its own
+"seen" count. A task not yet seen has Lbar_k = 1 in the state, i.e. weight 1 (it
+multiplies a zero loss); the rate factors of REMA and DWEMA use the per-task epoch means
+of `affectjax.balancing.dynamic`, which count present steps only.
+
 Step recipe::
 
     weights, bstate = balancer.update(bstate, jax.lax.stop_gradient(losses), epoch=epoch)
@@ -46,7 +53,12 @@ DEFAULT_EPS = 1e-8
 
 
 class EmaState(NamedTuple):
-    """State of EMA: the (K,) loss averages and the number of updates seen."""
+    """State of EMA.
+
+    Attributes:
+      average: (K,) the loss averages Lbar_k (1 for a task not seen yet).
+      count: (K,) int32, the number of updates where each task was present.
+    """
 
     average: jax.Array
     count: jax.Array
@@ -62,15 +74,29 @@ class RatedEmaState(NamedTuple):
 def init_ema(num_tasks: int) -> EmaState:
     """An EMA state for `num_tasks` tasks before any loss was seen."""
     num_tasks = base.check_num_tasks(num_tasks)
-    return EmaState(average=jnp.zeros((num_tasks,), base.STATE_DTYPE),
-                    count=jnp.zeros((), jnp.int32))
+    return EmaState(average=jnp.ones((num_tasks,), base.STATE_DTYPE),
+                    count=jnp.zeros((num_tasks,), jnp.int32))
 
 
-def update_ema(state: EmaState, losses: jax.Array, beta: float) -> EmaState:
-    """Eq. 1: Lbar(t) = beta L(t) + (1 - beta) Lbar(t - 1), with Lbar(0) = L(0)."""
+def update_ema(state: EmaState, losses: jax.Array, beta: float,
+               present: jax.Array | None = None) -> EmaState:
+    """Eq. 1 per present task: Lbar(t) = beta L(t) + (1 - beta) Lbar(t - 1), Lbar(0) = L(0).
+
+    Args:
+      state: the current averages and per-task counts.
+      losses: (K,) float32 task losses of this step.
+      beta: weight of the current loss.
+      present: (K,) bool, the tasks whose average moves (None: all).
+
+    Returns:
+      The new state; absent tasks keep their average and count.
+    """
+    if present is None:
+        present = jnp.ones(losses.shape, bool)
     average = jnp.where(state.count > 0,
                         beta * losses + (1.0 - beta) * state.average, losses)
-    return EmaState(average=average, count=state.count + 1)
+    return EmaState(average=jnp.where(present, average, state.average),
+                    count=state.count + present.astype(jnp.int32))
 
 
 def _check_hyper(beta: float, eps: float) -> None:
@@ -92,10 +118,11 @@ def ema(beta: float = 0.1, eps: float = DEFAULT_EPS) -> base.Balancer:
     """
     _check_hyper(beta, eps)
 
-    def update(state: EmaState, losses: jax.Array, *, epoch) -> tuple:
+    def update(state: EmaState, losses: jax.Array, *, epoch, present=None) -> tuple:
         losses = base.check_losses(losses, state.average.shape[0])
         base.check_epoch(epoch)
-        state = update_ema(state, losses.astype(base.STATE_DTYPE), beta)
+        present = base.check_present(present, losses.shape[0])
+        state = update_ema(state, losses.astype(base.STATE_DTYPE), beta, present)
         return 1.0 / jnp.maximum(state.average, eps), state
 
     return base.Balancer(init_ema, update, base.no_params, base.weighted_sum)
@@ -108,11 +135,13 @@ def _rated_ema(beta: float, eps: float, rate_factor) -> base.Balancer:
         return RatedEmaState(ema=init_ema(num_tasks),
                              history=dynamic.init_history(num_tasks))
 
-    def update(state: RatedEmaState, losses: jax.Array, *, epoch) -> tuple:
+    def update(state: RatedEmaState, losses: jax.Array, *, epoch, present=None) -> tuple:
         losses = base.check_losses(losses, state.ema.average.shape[0])
         losses = losses.astype(base.STATE_DTYPE)
-        ema_state = update_ema(state.ema, losses, beta)
-        history = dynamic.update_history(state.history, losses, base.check_epoch(epoch))
+        epoch = base.check_epoch(epoch)
+        present = base.check_present(present, losses.shape[0])
+        ema_state = update_ema(state.ema, losses, beta, present)
+        history = dynamic.update_history(state.history, losses, epoch, present)
         rates, ready = dynamic.training_rates(history)
         factor = rate_factor(rates, ready)
         weights = factor / jnp.maximum(ema_state.average, eps)

@@ -5,6 +5,9 @@ EW is the baseline of every multi-task paper here (LibMTL's `EW`): L = sum_k L_k
 weights of the weakly-supervised multimodal MTL paper (PAPERS.md §3, L = sum_j lambda_j
 L_j).
 
+Neither keeps per-task statistics, so `present` (see `affectjax.balancing.base`) is only
+checked: an absent task keeps its weight, which multiplies its zero loss.
+
 Step recipe (the same for every balancer)::
 
     weights, bstate = balancer.update(bstate, jax.lax.stop_gradient(losses), epoch=epoch)
@@ -30,9 +33,10 @@ def _static_balancer(make_weights) -> base.Balancer:
     def init(num_tasks: int) -> StaticState:
         return StaticState(weights=make_weights(base.check_num_tasks(num_tasks)))
 
-    def update(state: StaticState, losses: jax.Array, *, epoch) -> tuple:
+    def update(state: StaticState, losses: jax.Array, *, epoch, present=None) -> tuple:
         base.check_losses(losses, state.weights.shape[0])
         base.check_epoch(epoch)
+        base.check_present(present, state.weights.shape[0])  # no per-task statistics
         return state.weights, state
 
     return base.Balancer(init, update, base.no_params, base.weighted_sum)

@@ -19,6 +19,13 @@ parameters and these balancer parameters and updates both with optax::
     (total, bstate), (g_model, g_b) = jax.value_and_grad(
         loss_fn, argnums=(0, 1), has_aux=True)(model_params, bparams, bstate)
 
+UW keeps no per-task statistics in its state, but its learned s_k would drift: for an
+absent task (loss 0) the regulariser s_k / 2 alone pushes s_k down at every step. So
+`update(..., present=...)` returns weight 0 for an absent task, and `combine` multiplies
+the task's whole term, regulariser included, by that weight: an absent task contributes
+nothing and gives s_k a zero gradient. With every task present the weights are ones and
+`combine` is eq. 7 exactly.
+
 At the optimum of s_k, exp(s_k) = L_k, so s_k tends to the log of each task's loss
 (for a squared-error loss, the log of the task's noise variance).
 """
@@ -34,7 +41,7 @@ INIT_LOG_VAR = -0.5
 
 
 class UncertaintyState(NamedTuple):
-    """State of UW: the (K,) multiplicative weights `update` returns (always ones)."""
+    """State of UW: the (K,) multiplicative weights of present tasks (always ones)."""
 
     weights: jax.Array
 
@@ -52,18 +59,20 @@ def uw(init_log_var: float = INIT_LOG_VAR) -> base.Balancer:
 
     Returns:
       A `Balancer`; `init_params(K)` gives `{"log_vars": full((K,), init_log_var)}` and
-      `combine(params, weights, losses)` = sum_k w_k L_k / (2 exp(s_k)) + s_k / 2 with
-      `weights` the ones returned by `update`.
+      `combine(params, weights, losses)` = sum_k w_k [L_k / (2 exp(s_k)) + s_k / 2] with
+      `weights` from `update`: 1 for a present task, 0 for an absent one.
     """
 
     def init(num_tasks: int) -> UncertaintyState:
         num_tasks = base.check_num_tasks(num_tasks)
         return UncertaintyState(weights=jnp.ones((num_tasks,), base.STATE_DTYPE))
 
-    def update(state: UncertaintyState, losses: jax.Array, *, epoch) -> tuple:
+    def update(state: UncertaintyState, losses: jax.Array, *, epoch,
+               present=None) -> tuple:
         base.check_losses(losses, state.weights.shape[0])
         base.check_epoch(epoch)
-        return state.weights, state
+        present = base.check_present(present, state.weights.shape[0])
+        return jnp.where(present, state.weights, 0.0), state
 
     def init_params(num_tasks: int) -> dict:
         num_tasks = base.check_num_tasks(num_tasks)
@@ -76,6 +85,6 @@ def uw(init_log_var: float = INIT_LOG_VAR) -> base.Balancer:
             raise ValueError(
                 f"params['log_vars'] has shape {log_vars.shape} but losses has shape "
                 f"{losses.shape}")
-        return jnp.sum(weights * losses * 0.5 * jnp.exp(-log_vars) + 0.5 * log_vars)
+        return jnp.sum(weights * (losses * 0.5 * jnp.exp(-log_vars) + 0.5 * log_vars))
 
     return base.Balancer(init, update, init_params, combine)

@@ -45,7 +45,8 @@ class Method:
       build_model: ``config -> model`` with flax ``init``/``apply``.
       param_groups: ``params -> tree of group names`` (same structure as params).
       make_loss: ``(config, train_source) -> loss_fn(outputs, intermediates, batch)``
-        returning ``{task: scalar}``.
+        returning ``{task: scalar}``, or ``({task: scalar}, {task: bool scalar})`` to
+        tell the balancer which tasks have labels in the batch (`make_train_step`).
       eval_stats: ``(outputs, intermediates, batch) -> stats`` (jnp, under jit).
       eval_merge: ``(stats, stats) -> stats``.
       eval_finalize: ``stats -> (scalars, arrays)``: metric floats, and arrays for plots

@@ -6,7 +6,12 @@
    statistics as a mutable collection;
 2. the method's task losses ``{task: scalar}`` stacked in ``task_names`` order;
 3. ``weights, bstate = balancer.update(bstate, stop_gradient(losses), epoch=epoch)`` and
-   ``total = balancer.combine(balancer_params, weights, losses)``;
+   ``total = balancer.combine(balancer_params, weights, losses)``. A loss function may
+   also report which tasks have labels in the batch by returning
+   ``({task: loss}, {task: bool scalar})``; the presence vector, in ``task_names``
+   order, then goes to ``balancer.update(..., present=present)``, so a task with no
+   labelled sample in the batch (cross-dataset training, masked labels) leaves the
+   balancer's statistics for it unchanged (`affectjax.balancing.base`);
 4. gradients of ``total`` w.r.t. ``{"model": params, "balancer": balancer_params}``;
    the optimizer update gets ``grad_fn`` so SAM can re-evaluate the gradient at its
    perturbed point (`affectjax.train.optim`);
@@ -27,14 +32,31 @@ import optax
 from affectjax.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
+TaskValues = Mapping[str, jax.Array]
 LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array], Batch],
-                  Mapping[str, jax.Array]]
+                  TaskValues | tuple[TaskValues, TaskValues]]
 InputsFn = Callable[[Batch], tuple[jax.Array, ...]]
 
 
 def image_inputs(batch: Batch) -> tuple[jax.Array, ...]:
     """The default model inputs: ``(batch["image"],)``."""
     return (batch["image"],)
+
+
+def _presence_vector(presence: TaskValues, task_names: tuple[str, ...]) -> jax.Array:
+    """Stacks the loss function's ``{task: bool scalar}`` in ``task_names`` order."""
+    missing = [name for name in task_names if name not in presence]
+    if missing:
+        raise ValueError(f"loss_fn presence dict lacks tasks {missing}; it must have a "
+                         f"bool scalar for every task of {list(task_names)}")
+    values = []
+    for name in task_names:
+        value = jnp.asarray(presence[name])
+        if value.shape != () or value.dtype != jnp.bool_:
+            raise ValueError(f"loss_fn presence of task {name!r} must be a bool scalar, "
+                             f"got shape {value.shape} dtype {value.dtype}")
+        values.append(value)
+    return jnp.stack(values)
 
 
 def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str],
@@ -45,7 +67,10 @@ def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str]
 
     Args:
       loss_fn: ``(outputs, intermediates, batch) -> {task: scalar loss}`` (the method's
-        masked task losses; it must fold ``batch["valid"]`` into its masks when present).
+        masked task losses; it must fold ``batch["valid"]`` into its masks when present),
+        or ``-> ({task: scalar loss}, {task: bool scalar})`` whose second dict marks the
+        tasks with at least one labelled sample in the batch; it is passed to the
+        balancer as ``present`` (one entry per task of `task_names`).
       balancer: an `affectjax.balancing` ``Balancer(init, update, init_params, combine)``.
       task_names: order of the tasks in the loss vector the balancer sees.
       steps_per_epoch: optimizer steps per epoch; ``epoch = step // steps_per_epoch``.
@@ -68,9 +93,13 @@ def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str]
             variables, *inputs_fn(batch), train=True, mutable=["batch_stats"],
             rngs={"dropout": rng})
         losses = loss_fn(outputs, intermediates, batch)
+        presence = {}
+        if isinstance(losses, tuple):
+            losses, presence_dict = losses
+            presence = {"present": _presence_vector(presence_dict, task_names)}
         vector = jnp.stack([jnp.asarray(losses[name], jnp.float32) for name in task_names])
         weights, balancer_state = balancer.update(
-            state.balancer_state, jax.lax.stop_gradient(vector), epoch=epoch)
+            state.balancer_state, jax.lax.stop_gradient(vector), epoch=epoch, **presence)
         total = balancer.combine(trainable["balancer"], weights, vector)
         aux = (new_vars.get("batch_stats", state.batch_stats), balancer_state, vector, weights)
         return total, aux

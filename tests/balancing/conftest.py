@@ -6,33 +6,36 @@ import numpy as np
 import pytest
 
 
-def _run_scan(balancer, losses, epochs):
+def _run_scan(balancer, losses, epochs, present=None):
     """Runs `update` over steps inside one jitted `jax.lax.scan`; returns all weights.
 
     Args:
       balancer: a `Balancer`.
       losses: (T, K) per-step losses.
       epochs: (T,) int epoch of each step.
+      present: optional (T, K) bool task presence of each step, traced inside the scan;
+        None calls `update` without `present`.
 
     Returns:
       (T, K) float64 numpy array of the weights of every step, and the final state.
     """
     losses = jnp.asarray(losses, jnp.float32)
     epochs = jnp.asarray(epochs, jnp.int32)
+    kwargs = {} if present is None else {"present": jnp.asarray(present, bool)}
 
     @jax.jit
-    def run(losses, epochs):
+    def run(losses, epochs, kwargs):
         def body(state, inputs):
-            step_losses, epoch = inputs
+            step_losses, epoch, step_kwargs = inputs
             weights, state = balancer.update(
-                state, jax.lax.stop_gradient(step_losses), epoch=epoch)
+                state, jax.lax.stop_gradient(step_losses), epoch=epoch, **step_kwargs)
             return state, weights
 
         state, weights = jax.lax.scan(body, balancer.init(losses.shape[1]),
-                                      (losses, epochs))
+                                      (losses, epochs, kwargs))
         return weights, state
 
-    weights, state = run(losses, epochs)
+    weights, state = run(losses, epochs, kwargs)
     return np.asarray(weights, np.float64), state
 
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 
 from affectjax import balancing
 from affectjax import losses
@@ -174,3 +175,35 @@ def test_emotieffnet_eval_stats_merge_equals_one_shot():
     ccc = 2 * np.cov(x, y, ddof=0)[0, 1] / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
     np.testing.assert_allclose(merged["ccc_valence"], ccc, rtol=1e-4)
     assert arrays["confusion_matrix"].sum() == keep.sum()
+
+
+def test_absent_task_leaves_ema_average_unchanged():
+    def loss_fn(outputs, intermediates, batch):  # presence from the batch's label mask
+        return _loss_fn(outputs, intermediates, batch), {
+            "va": jnp.any(batch["va_mask"]), "expr": jnp.array(True)}
+
+    balancer = balancing.create("ema", beta=0.5)
+    state = _state(balancer, optax.with_extra_args_support(optax.sgd(0.1)))
+    step = jax.jit(chex.assert_max_traces(
+        steps.make_train_step(loss_fn, balancer, task_names=("va", "expr"),
+                              steps_per_epoch=4), n=1))
+    rng = jnp.array(state.rng)
+    state, first = step(state, _batch(0), rng)
+    seen = np.asarray(state.balancer_state.average)
+    np.testing.assert_allclose(seen, [first["loss/va"], first["loss/expr"]], rtol=1e-6)
+    absent = dict(_batch(1), va_mask=jnp.zeros((8,), bool))
+    state, metrics = step(state, absent, rng)
+    average = np.asarray(state.balancer_state.average)
+    assert average[0] == seen[0]  # va: no labelled sample, average kept
+    np.testing.assert_allclose(average[1], 0.5 * metrics["loss/expr"] + 0.5 * seen[1],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(state.balancer_state.count, [1, 2])
+    np.testing.assert_allclose(metrics["weight/va"], 1.0 / seen[0], rtol=1e-6)
+
+    def partial_presence(outputs, intermediates, batch):
+        return _loss_fn(outputs, intermediates, batch), {"va": jnp.array(False)}
+
+    bad = steps.make_train_step(partial_presence, balancer, task_names=("va", "expr"),
+                                steps_per_epoch=4)
+    with pytest.raises(ValueError, match=r"presence dict lacks tasks \['expr'\]"):
+        bad(state, _batch(2), rng)
