@@ -9,10 +9,11 @@ EfficientNet (`efficientnet_tiny` at width 2, 61k parameters), 64×64 SynthFaces
 on the first run), 8 epochs of 100 steps from scratch in one phase (all weights: a random
 backbone has nothing to keep frozen), cosine learning-rate decay.
 
-Measured (seed 0, 2-core CPU shared with other jobs; the whole command including data
-generation and compilation: 2 min 48 s wall, 800 steps at about 180 images/s): on the
-validation split, expression macro-F1 0.803 and accuracy 0.817 (chance 0.125), CCC
-valence 0.819 and arousal 0.714 (best checkpoint: step 600, F1 0.811).
+Measured (seed 0, 2-core CPU): on the validation split, expression macro-F1 0.803 and
+accuracy 0.817 (chance 0.125), CCC valence 0.819 and arousal 0.714 (best checkpoint: step
+600, F1 0.811). The whole command on a fresh clone, data generation and compilation
+included: 1 min 58 s wall (800 steps, about 360 images/s once compiled); 2 min 48 s when
+the machine was shared with other jobs.
 """
 
 from configs import common
