@@ -11,11 +11,18 @@ intermediates)` with intermediates `stem` (after the max pool, stride 4, 64 chan
 `stage_0` ... `stage_3` (`layer1` ... `layer4`, strides 4, 8, 16, 32; 64, 128, 256, 512
 channels) and `embedding` (B, 512). `num_classes=0` drops the classifier and returns the
 embedding as `logits`.
+
+On the CPU the stem's 3x3/2 max pool runs as `max_pool_shift` (maximum of shifted strided
+slices, with a custom VJP routing each output gradient to the first maximum of its
+window, as PyTorch does): XLA's CPU lowering of the `select_and_scatter` gradient of
+`nn.max_pool` builds four index tensors of the padded input and took 16% of the train step.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +34,82 @@ Dtype = Any
 
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") on every conv.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def _window_tap(xp: jax.Array, i: int, j: int, stride: int, out_hw: tuple[int, int]) -> jax.Array:
+    """xp[:, stride * o + i, stride * q + j, :] for all output positions (o, q)."""
+    h_out, w_out = out_hw
+    limit = (xp.shape[0], i + stride * (h_out - 1) + 1, j + stride * (w_out - 1) + 1, xp.shape[3])
+    return jax.lax.slice(xp, (0, i, j, 0), limit, (1, stride, stride, 1))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def max_pool_shift(x: jax.Array, window: int, stride: int, pad: int) -> jax.Array:
+    """Square max pool (NHWC, `-inf` padding) as a running maximum of k*k strided slices.
+
+    The same values as `nn.max_pool(x, (k, k), (s, s), [(p, p), (p, p)])` and
+    `torch.nn.functional.max_pool2d(x, k, s, p)`. The forward pass also records, per output,
+    the window position of the first maximum in row-major order (int8); the custom VJP sends
+    the output gradient there only (PyTorch's rule, the same as XLA's `select_and_scatter`
+    with `>=`), building each of the s*s stride phases of the input gradient from shifted
+    copies and interleaving them with one reshape.
+
+    Args:
+        x: (B, H, W, C).
+        window: kernel size k (k*k <= 127).
+        stride: stride s.
+        pad: padding p on every side.
+
+    Returns:
+        (B, (H + 2p - k) // s + 1, (W + 2p - k) // s + 1, C).
+    """
+    return _max_pool_shift_fwd(x, window, stride, pad)[0]
+
+
+def _max_pool_shift_fwd(x, window, stride, pad):
+    if window * window > 127:
+        raise ValueError(f"max_pool_shift window must satisfy window**2 <= 127, got {window}")
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-jnp.inf)
+    out_hw = ((xp.shape[1] - window) // stride + 1, (xp.shape[2] - window) // stride + 1)
+    y = argmax = None
+    for i in range(window):
+        for j in range(window):
+            tap = _window_tap(xp, i, j, stride, out_hw)
+            if y is None:
+                y, argmax = tap, jnp.zeros(tap.shape, jnp.int8)
+            else:
+                better = tap > y
+                y = jnp.where(better, tap, y)
+                argmax = jnp.where(better, jnp.int8(i * window + j), argmax)
+    return y, (argmax, x.shape)
+
+
+def _max_pool_shift_bwd(window, stride, pad, residuals, g):
+    argmax, (batch, h, w, channels) = residuals
+    # Padded-input row stride * o + i lies in stride phase i % stride, phase row o + i // stride.
+    reach = (window - 1) // stride
+    phase_hw = (g.shape[1] + reach, g.shape[2] + reach)
+    zero = jnp.zeros((), g.dtype)
+    phases: list[list[Any]] = [[None] * stride for _ in range(stride)]
+    for i in range(window):
+        for j in range(window):
+            part = jnp.where(argmax == i * window + j, g, zero)
+            di, dj = i // stride, j // stride
+            part = jnp.pad(part, ((0, 0), (di, reach - di), (dj, reach - dj), (0, 0)))
+            old = phases[i % stride][j % stride]
+            phases[i % stride][j % stride] = part if old is None else old + part
+    rows = [
+        jnp.stack([p if p is not None else jnp.zeros((batch,) + phase_hw + (channels,), g.dtype) for p in row], axis=3)
+        for row in phases
+    ]
+    full = jnp.stack(rows, axis=2).reshape(batch, phase_hw[0] * stride, phase_hw[1] * stride, channels)
+    short_h, short_w = max(0, pad + h - full.shape[1]), max(0, pad + w - full.shape[2])
+    if short_h or short_w:
+        full = jnp.pad(full, ((0, 0), (0, short_h), (0, short_w), (0, 0)))
+    return (full[:, pad : pad + h, pad : pad + w, :],)
+
+
+max_pool_shift.defvjp(_max_pool_shift_fwd, _max_pool_shift_bwd)
 
 
 def _conv(features: int, kernel: int, stride: int, dtype: Dtype | None, name: str) -> nn.Conv:
@@ -71,12 +154,15 @@ class ResNet(nn.Module):
         num_classes: classifier outputs (0 = none).
         width: channels of the first stage (doubled per stage).
         dtype: computation dtype (parameters stay float32); logits are float32.
+        pool_impl: stem max pool: `'xla'` (`nn.max_pool`), `'shift'` (`max_pool_shift`)
+            or `'auto'` (`'shift'` when JAX's default backend is the CPU, else `'xla'`).
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
     num_classes: int = 1000
     width: int = 64
     dtype: Dtype | None = None
+    pool_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[dict, dict]:
@@ -86,7 +172,15 @@ class ResNet(nn.Module):
         inter: dict[str, jax.Array] = {}
         x = _conv(self.width, 7, 2, self.dtype, "conv1")(x)
         x = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn1")(x, train))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1), (1, 1)])
+        pool_impl = self.pool_impl
+        if pool_impl == "auto":
+            pool_impl = "shift" if jax.default_backend() == "cpu" else "xla"
+        if pool_impl == "shift":
+            x = max_pool_shift(x, 3, 2, 1)
+        elif pool_impl == "xla":
+            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1), (1, 1)])
+        else:
+            raise ValueError(f"pool_impl must be 'auto', 'xla' or 'shift', got {self.pool_impl!r}")
         inter["stem"] = x
         for i, size in enumerate(self.stage_sizes):
             for j in range(size):
