@@ -10,12 +10,7 @@ from affectjax import bench
 from affectjax import bench_torch
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiled")
 
 
 def _check_summary(summary):

@@ -13,12 +13,7 @@ import torchvision
 from affectjax import convert, models
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiled")
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,7 @@ BACKBONE = dict(name="emotieffnet", backbone="efficientnet_tiny", num_expression
                 width_multiplier=0.5, drop_rate=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiled")
 
 
 def tiny_config():

@@ -5,7 +5,6 @@ multi-device tests run the same config in subprocesses and compare their final m
 with it.
 """
 
-import contextlib
 import json
 import os
 import signal
@@ -77,18 +76,10 @@ def tiny_config(data_dir):
 FAST_COMPILE = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
 
 
-@contextlib.contextmanager
-def fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, fast_compile):
     with fast_compile():
         return _reference_run(tmp_path_factory)
 
@@ -142,7 +133,7 @@ def test_writes_checkpoints_logs_metrics_and_plots(reference):
             assert image.format == "PNG" and image.size[0] > 100
 
 
-def test_rerun_after_the_end_reproduces_the_metrics(reference, capsys):
+def test_rerun_after_the_end_reproduces_the_metrics(reference, capsys, fast_compile):
     with fast_compile():
         final = loop.run(reference["config"], reference["workdir"])
     assert final["eval"] == reference["final"]["eval"]
@@ -186,7 +177,7 @@ def test_four_cpu_devices_match_one_device(reference, tmp_path):
 
 
 def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
-        reference, tmp_path, monkeypatch, capsys):
+        reference, tmp_path, monkeypatch, capsys, fast_compile):
     config = reference["config"]
     workdir = str(tmp_path / "nan")
     with fast_compile():

@@ -35,14 +35,6 @@ from affectjax.train import lsd  # noqa: E402  pylint: disable=wrong-import-posi
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position
 
 
-@contextlib.contextmanager
-def fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
 
 
 def _shrink(c, data_dir):
@@ -81,7 +73,7 @@ def lsd_config(data_dir, pretrained):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, fast_compile):
     root = tmp_path_factory.mktemp("lsd")
     pretrained = str(root / "pretrained")
     config = lsd_config(root / "data", pretrained)
@@ -180,7 +172,7 @@ def test_blend_ends_reproduce_each_model_and_tuned_f1_beats_both(run):
     assert final["blended"]["finetuned"] == "full"
 
 
-def test_rerun_reuses_every_stage(run, capsys):
+def test_rerun_reuses_every_stage(run, capsys, fast_compile):
     stamp = os.path.getmtime(os.path.join(run["workdir"], "finetune_all", "final_metrics.json"))
     with fast_compile():
         again = loop.train_and_evaluate(run["config"], run["workdir"])

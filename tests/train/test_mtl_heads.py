@@ -26,12 +26,7 @@ from affectjax.train.mtl_heads import MTL_HEADS  # noqa: E402  pylint: disable=w
 TASKS = ("va", "expr", "au")
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiled")
 
 
 def synthetic_features(n, seed):
