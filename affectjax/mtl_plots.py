@@ -69,14 +69,7 @@ def plot_head_curves(history: Sequence[Mapping[str, Any]], path: str) -> str:
         ax_right.plot(steps, [h.get("lr", np.nan) for h in history], color="tab:blue", lw=1.2)
         ax_right.set(xlabel="step", ylabel="learning rate",
                      title="learning rate (task weights constant)")
-    for ax in (ax_loss, ax_right):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return train_plots.save_figure(fig, path, axes=(ax_loss, ax_right))
 
 
 def plot_f1(results: Mapping[str, Any], chance: Mapping[str, float], path: str, *,
@@ -120,10 +113,7 @@ def plot_f1(results: Mapping[str, Any], chance: Mapping[str, float], path: str, 
     ax_expr.set_yticks(np.linspace(0, 1, 6))
     ax_expr.set(ylim=(0, 1.2), ylabel="F1", title="expressions (validation)")
     ax_expr.legend(fontsize=7, ncol=3, loc="upper center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return train_plots.save_figure(fig, path)
 
 
 def write_plots(out: str, history: Sequence[Mapping[str, Any]], results: Mapping[str, Any],

@@ -38,13 +38,10 @@ def markdown(final: dict[str, Any]) -> str:
 
 def write_plots(out: str, final: dict[str, Any]) -> list[str]:
     """``blend_curve.png`` (F1 against w) and the confusion matrices (Fig. 3 a and b)."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
     from affectjax.train import plots  # pylint: disable=import-outside-toplevel
 
     os.makedirs(out, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plots.plt.subplots(figsize=(5.5, 4))
     for phase, res in final["finetuned"].items():
         b = res["blend"]
         line, = ax.plot(b["grid"], b["curve"], "o-", ms=3,
@@ -52,12 +49,7 @@ def write_plots(out: str, final: dict[str, Any]) -> list[str]:
         ax.plot([b["weight"]], [b["f1"]], "*", ms=12, color=line.get_color())
     ax.set(xlabel="w (weight of the fine-tuned scores)", ylabel="validation macro-F1",
            title="blend s = w s_ft + (1 - w) s_pre")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths = [os.path.join(out, "blend_curve.png")]
-    fig.savefig(paths[0], dpi=100)
-    plt.close(fig)
+    paths = [plots.save_figure(fig, os.path.join(out, "blend_curve.png"), axes=(ax,))]
     for name in ("pretrained", "blended"):
         paths.append(plots.plot_confusion(np.asarray(final[name]["confusion_matrix"]),
                                           LSD_CLASSES, os.path.join(out, f"confusion_{name}.png")))

@@ -21,6 +21,21 @@ def _series(records: Sequence[Mapping[str, Any]], split: str, key: str):
     return ([p[0] for p in points], [p[1] for p in points]) if points else None
 
 
+def save_figure(fig: Any, path: str, *, axes: Sequence[Any] = ()) -> str:
+    """Grids and legends (where labelled) on `axes`, tight layout, PNG at 100 dpi, closed.
+
+    The one way every plot of affectjax is finished and written; returns `path`.
+    """
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
                 eval_keys: Sequence[str] = ("expr_f1", "va_ccc", "ccc_valence",
                                             "ccc_arousal", "score")) -> str:
@@ -47,14 +62,7 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
         if series:
             ax_eval.plot(*series, marker="o", ms=3, label=key)
     ax_eval.set(xlabel="step", title="validation")
-    for ax in (ax_loss, ax_eval):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, axes=(ax_loss, ax_eval))
 
 
 def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: str) -> str:
@@ -73,10 +81,7 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: str) -> str
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title="expression confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_va_scatter(pred: np.ndarray, true: np.ndarray, path: str, *,
@@ -90,11 +95,7 @@ def plot_va_scatter(pred: np.ndarray, true: np.ndarray, path: str, *,
         title = name if ccc is None else f"{name} (CCC {ccc[k]:.3f})"
         ax.set(xlabel=f"true {name}", ylabel=f"predicted {name}", title=title,
                xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, axes=axes)
 
 
 def write_plots(workdir: str, records: Sequence[Mapping[str, Any]],

@@ -1,0 +1,30 @@
+"""The run plots: PNG files of the right size, figures closed, legends only where labelled."""
+
+import numpy as np
+from PIL import Image
+
+from affectjax.train import plots
+
+
+def test_save_figure_writes_png_closes_and_adds_legends_only_where_labelled(tmp_path):
+    fig, (labelled, bare) = plots.plt.subplots(1, 2, figsize=(4, 2))
+    labelled.plot([0, 1], [0, 1], label="loss")
+    bare.plot([0, 1], [1, 0])
+    path = plots.save_figure(fig, str(tmp_path / "f.png"), axes=(labelled, bare))
+    assert path == str(tmp_path / "f.png")
+    assert labelled.get_legend() is not None and bare.get_legend() is None
+    assert fig.number not in plots.plt.get_fignums()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (400, 200)
+
+
+def test_confusion_and_scatter_plots(tmp_path):
+    cm = np.array([[3, 1], [0, 0]])  # an empty row must not divide by zero
+    path = plots.plot_confusion(cm, ["a", "b"], str(tmp_path / "cm.png"))
+    rng = np.random.default_rng(0)
+    va = rng.uniform(-1, 1, (20, 2))
+    path2 = plots.plot_va_scatter(va, va, str(tmp_path / "va.png"), ccc=(1.0, 1.0))
+    for p in (path, path2):
+        with Image.open(p) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    assert not plots.plt.get_fignums()
