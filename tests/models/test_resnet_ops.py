@@ -35,6 +35,8 @@ def test_max_pool_shift_jit_vmap_and_all_negative_input():
     ref = jax.vmap(lambda a: jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), ((0, 0), (1, 1), (1, 1), (0, 0))))(x)
     out = jax.jit(jax.vmap(lambda a: max_pool_shift(a, 3, 2, 1)))(x)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+    traced, _ = jax.vjp(jax.vmap(lambda a: max_pool_shift(a, 3, 2, 1)), x)  # the shift forward
+    np.testing.assert_array_equal(np.asarray(traced), np.asarray(ref))
     grad = jax.jit(jax.grad(lambda a: jnp.sum(max_pool_shift(a, 3, 2, 1))))(x[0])
     assert float(grad.sum()) == pytest.approx(out[0].size)  # one unit per output window
 
