@@ -120,18 +120,98 @@ def _max_pool_shift_bwd(window, stride, pad, residuals, g):
 max_pool_shift.defvjp(_max_pool_shift_fwd, _max_pool_shift_bwd)
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Dtype | None, name: str) -> nn.Conv:
-    pad = (kernel - 1) // 2
-    return nn.Conv(
-        features,
-        (kernel, kernel),
-        strides=(stride, stride),
-        padding=[(pad, pad), (pad, pad)],
-        use_bias=False,
-        dtype=dtype,
-        kernel_init=_conv_init,
-        name=name,
+# Output-gradient elements per batch chunk of the kernel gradient (12.8 MB in float32: 16
+# examples of layer1's 56x56x64, 4 of the stem's 112x112x64; whole batches of 32 from layer2 on).
+_KERNEL_GRAD_CHUNK_ELEMENTS = 56 * 56 * 64 * 16
+
+
+def _conv_nhwc(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_chunked_kernel_grad(x: jax.Array, kernel: jax.Array, stride: int, pad: int, chunk: int) -> jax.Array:
+    """Convolution (NHWC, HWIO) whose kernel gradient is summed over batch chunks.
+
+    The forward pass and the input gradient are XLA's; the kernel gradient is XLA's own
+    (a convolution over the batch) computed separately on each `chunk` examples and summed,
+    so that the layout copies it needs and its operands stay in cache: 100 -> 60 ms for
+    layer1's 3x3 (32x56x56x64) and 186 -> 78 ms for the 7x7/2 stem on 2 CPU cores.
+
+    Args:
+        x: (B, H, W, C).
+        kernel: (k, k, C, O).
+        stride: spatial stride.
+        pad: zero padding on every side.
+        chunk: examples per kernel-gradient chunk (the last chunk may be shorter).
+
+    Returns:
+        (B, H_out, W_out, O), the same as `lax.conv_general_dilated`.
+    """
+    return _conv_nhwc(x, kernel, stride, pad)
+
+
+def _conv_chunked_fwd(x, kernel, stride, pad, chunk):
+    return _conv_nhwc(x, kernel, stride, pad), (x, kernel)
+
+
+def _conv_chunked_bwd(stride, pad, chunk, residuals, g):
+    x, kernel = residuals
+    _, input_vjp = jax.vjp(lambda a: _conv_nhwc(a, kernel, stride, pad), x)
+    (dx,) = input_vjp(g)
+    dkernel = None
+    for start in range(0, x.shape[0], chunk):
+        _, kernel_vjp = jax.vjp(lambda w: _conv_nhwc(x[start : start + chunk], w, stride, pad), kernel)
+        (part,) = kernel_vjp(g[start : start + chunk])
+        dkernel = part if dkernel is None else dkernel + part
+    return dx, dkernel
+
+
+conv_chunked_kernel_grad.defvjp(_conv_chunked_fwd, _conv_chunked_bwd)
+
+
+class Conv(nn.Module):
+    """Bias-free square convolution with `nn.Conv`'s parameter (`kernel`, HWIO).
+
+    Attributes:
+        features: output channels.
+        kernel_size: k.
+        stride: spatial stride; the padding is (k - 1) // 2 on every side (torchvision).
+        impl: `'xla'` (`lax.conv_general_dilated`), `'chunked'` (`conv_chunked_kernel_grad`
+            with chunks of about `_KERNEL_GRAD_CHUNK_ELEMENTS` output-gradient elements) or
+            `'auto'` (`'chunked'` when JAX's default backend is the CPU, else `'xla'`).
+        dtype: computation dtype.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    impl: str = "auto"
+    dtype: Dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", _conv_init, (k, k, x.shape[-1], self.features), jnp.float32)
+        dtype = self.dtype or x.dtype
+        x, kernel = x.astype(dtype), kernel.astype(dtype)
+        pad = (k - 1) // 2
+        impl = self.impl
+        if impl == "auto":
+            impl = "chunked" if jax.default_backend() == "cpu" else "xla"
+        if impl == "xla":
+            return _conv_nhwc(x, kernel, self.stride, pad)
+        if impl != "chunked":
+            raise ValueError(f"conv_impl must be 'auto', 'xla' or 'chunked', got {self.impl!r}")
+        out_hw = (x.shape[1] + 2 * pad - k) // self.stride + 1, (x.shape[2] + 2 * pad - k) // self.stride + 1
+        chunk = max(1, _KERNEL_GRAD_CHUNK_ELEMENTS // (out_hw[0] * out_hw[1] * self.features))
+        return conv_chunked_kernel_grad(x, kernel, self.stride, pad, chunk)
+
+
+def _conv(features: int, kernel: int, stride: int, dtype: Dtype | None, name: str, impl: str = "auto") -> Conv:
+    return Conv(features, kernel, stride, impl, dtype, name=name)
 
 
 class BasicBlock(nn.Module):
@@ -140,16 +220,17 @@ class BasicBlock(nn.Module):
     features: int
     stride: int = 1
     dtype: Dtype | None = None
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         shortcut = x
-        y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
+        y = _conv(self.features, 3, self.stride, self.dtype, "conv1", self.conv_impl)(x)
         y = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn1")(y, train))
-        y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
+        y = _conv(self.features, 3, 1, self.dtype, "conv2", self.conv_impl)(y)
         y = BatchNorm(1e-5, dtype=self.dtype, name="bn2")(y, train)
         if self.stride != 1 or x.shape[-1] != self.features:
-            shortcut = _conv(self.features, 1, self.stride, self.dtype, "downsample_0")(x)
+            shortcut = _conv(self.features, 1, self.stride, self.dtype, "downsample_0", self.conv_impl)(x)
             shortcut = BatchNorm(1e-5, dtype=self.dtype, name="downsample_1")(shortcut, train)
         return nn.relu(y + shortcut)
 
@@ -164,6 +245,8 @@ class ResNet(nn.Module):
         dtype: computation dtype (parameters stay float32); logits are float32.
         pool_impl: stem max pool: `'xla'` (`nn.max_pool`), `'shift'` (`max_pool_shift`)
             or `'auto'` (`'shift'` when JAX's default backend is the CPU, else `'xla'`).
+        conv_impl: every convolution: `'xla'`, `'chunked'` (kernel gradient summed over
+            batch chunks, see `Conv`) or `'auto'` (`'chunked'` on the CPU, else `'xla'`).
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
@@ -171,6 +254,7 @@ class ResNet(nn.Module):
     width: int = 64
     dtype: Dtype | None = None
     pool_impl: str = "auto"
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[dict, dict]:
@@ -178,7 +262,7 @@ class ResNet(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"images must be NHWC (B, H, W, C), got shape {x.shape}")
         inter: dict[str, jax.Array] = {}
-        x = _conv(self.width, 7, 2, self.dtype, "conv1")(x)
+        x = _conv(self.width, 7, 2, self.dtype, "conv1", self.conv_impl)(x)
         x = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn1")(x, train))
         pool_impl = self.pool_impl
         if pool_impl == "auto":
@@ -193,7 +277,7 @@ class ResNet(nn.Module):
         for i, size in enumerate(self.stage_sizes):
             for j in range(size):
                 stride = 2 if i > 0 and j == 0 else 1
-                x = BasicBlock(self.width * 2**i, stride, self.dtype, name=f"layer{i + 1}_{j}")(x, train)
+                x = BasicBlock(self.width * 2**i, stride, self.dtype, self.conv_impl, name=f"layer{i + 1}_{j}")(x, train)
             inter[f"stage_{i}"] = x
         embedding = jnp.mean(x, axis=(1, 2), dtype=jnp.float32).astype(x.dtype)
         inter["embedding"] = embedding

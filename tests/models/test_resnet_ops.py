@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from affectjax import models
-from affectjax.models.resnet import max_pool_shift
+from affectjax.models.resnet import Conv, conv_chunked_kernel_grad, max_pool_shift
 
 
 def _nchw64(x: np.ndarray) -> torch.Tensor:
@@ -46,13 +46,48 @@ def test_max_pool_shift_rejects_windows_beyond_int8():
         max_pool_shift(jnp.zeros((1, 16, 16, 1)), 12, 1, 0)
 
 
-def test_resnet_pool_impls_agree_and_bad_impl_is_named():
+@pytest.mark.parametrize("kernel,stride,chunk", [(3, 1, 2), (3, 2, 4), (7, 2, 1), (1, 2, 5)])
+def test_conv_chunked_kernel_grad_equals_xla_convolution(kernel, stride, chunk):
+    pad = (kernel - 1) // 2
+    x = jax.random.normal(jax.random.key(0), (5, 11, 10, 3))  # 5 examples: a short last chunk
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
+
+    def ref(a, b):
+        return jax.lax.conv_general_dilated(a, b, (stride, stride), [(pad, pad)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    y_ref, vjp_ref = jax.vjp(ref, x, w)
+    y, vjp = jax.vjp(jax.jit(lambda a, b: conv_chunked_kernel_grad(a, b, stride, pad, chunk)), x, w)
+    g = jax.random.normal(jax.random.key(2), y.shape)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
+    for got, want in zip(vjp(g), vjp_ref(g)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+    # the kernel gradient against a float64 sum over examples and window positions
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    gg = np.asarray(g, np.float64)
+    ho, wo = g.shape[1:3]
+    dw = np.stack([
+        np.stack([np.einsum("nhwc,nhwo->co", xp[:, i : i + stride * ho : stride, j : j + stride * wo : stride], gg) for j in range(kernel)])
+        for i in range(kernel)
+    ])
+    np.testing.assert_allclose(np.asarray(vjp(g)[1]), dw, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_module_has_nn_conv_parameter_and_names_bad_impl():
+    x = jnp.ones((1, 6, 6, 2))
+    variables = Conv(3, 3, 2).init(jax.random.key(0), x)
+    assert variables["params"]["kernel"].shape == (3, 3, 2, 3)
+    with pytest.raises(ValueError, match="conv_impl"):
+        Conv(3, 3, impl="im2col").init(jax.random.key(0), x)
+
+
+def test_resnet_cpu_impls_agree_with_xla_and_bad_impl_is_named():
     x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
     model = models.create("resnet18", num_classes=3, width=8, pool_impl="xla")
     variables = model.init(jax.random.key(0), x, train=False)
 
     def loss(params, impl):
-        out, _ = models.create("resnet18", num_classes=3, width=8, pool_impl=impl).apply(
+        kwargs = {"pool_impl": impl, "conv_impl": "xla" if impl == "xla" else "chunked"}
+        out, _ = models.create("resnet18", num_classes=3, width=8, **kwargs).apply(
             {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
         )[0]
         return jnp.sum(out["logits"] ** 2)
