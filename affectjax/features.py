@@ -29,6 +29,7 @@ import os
 from typing import Any, Callable, Iterable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 FEATURE_KEYS = ("embedding", "logits")
@@ -188,7 +189,32 @@ def load_backbone(model_config: Mapping[str, Any], *, checkpoint: str = "",
         return model, jax.device_get(variables), f"random:{seed}"
     model = models.create(name, **kwargs)
     variables = {k: v for k, v in variables.items() if k in ("params", "batch_stats")}
+    check_matches(model, variables, origin)
     return model, variables, origin
+
+
+def check_matches(model: Any, variables: Mapping[str, Any], origin: str) -> None:
+    """Raises ValueError (one line) unless `variables` has exactly `model`'s parameter shapes.
+
+    Shapes come from `jax.eval_shape` of ``model.init`` (nothing is computed), so a config
+    whose model differs from the checkpoint's (another width, depth or head) is named here
+    rather than deep inside ``apply``.
+    """
+    from flax import traverse_util  # pylint: disable=import-outside-toplevel
+
+    sample = jnp.zeros((1, 32, 32, 3), jnp.float32)
+    expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), sample, train=False))
+    want = traverse_util.flatten_dict(expected["params"], sep="/")
+    got = {k: np.shape(v) for k, v in
+           traverse_util.flatten_dict(dict(variables["params"]), sep="/").items()}
+    problems = [f"{k} missing" for k in sorted(set(want) - set(got))]
+    problems += [f"{k} unexpected" for k in sorted(set(got) - set(want))]
+    problems += [f"{k} has shape {got[k]} in the checkpoint, {tuple(want[k].shape)} in the model"
+                 for k in sorted(set(want) & set(got)) if tuple(want[k].shape) != got[k]]
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more"
+                                            if len(problems) > 3 else "")
+        raise ValueError(f"the model config does not match {origin}: {shown}")
 
 
 def _restore_workdir(workdir: str) -> tuple[dict[str, Any], str]:

@@ -131,6 +131,10 @@ def test_load_backbone_from_a_trainer_run(tmp_path):
         features.load_backbone(BACKBONE, workdir=str(tmp_path))
     with pytest.raises(ValueError, match="no checkpoint, workdir or sample"):
         features.load_backbone(BACKBONE)
+    wider = dict(BACKBONE, width_multiplier=2 * BACKBONE.get("width_multiplier", 1.0))
+    with pytest.raises(ValueError, match=r"does not match workdir:.*/bias has shape \(8,\) in "
+                                         r"the checkpoint, \(16,\) in the model; .*and \d+ more"):
+        features.load_backbone(wider, workdir=str(tmp_path / "run"))
 
 
 def test_extract_splits_reuses_the_cache_and_the_cli(tmp_path, monkeypatch, capsys):

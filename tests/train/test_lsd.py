@@ -126,9 +126,10 @@ def test_training_set_holds_six_classes_super_resolved(run):
 def test_new_head_is_initialised_apart_and_backbone_loaded(run):
     # _merge_pretrained reports the 10-output head it could not load into the 8 outputs.
     assert "kept from the random init" in run["stderr"] and "classifier" in run["stderr"]
-    _, pre, _ = features.load_backbone({}, workdir=run["pretrained"])
-    _, head, _ = features.load_backbone({}, workdir=os.path.join(run["workdir"],
-                                                                  "finetune_head"))
+    model = lsd_data.plain(run["config"].model)
+    _, pre, _ = features.load_backbone(model, workdir=run["pretrained"])
+    _, head, _ = features.load_backbone(dict(model, num_expressions=6),
+                                        workdir=os.path.join(run["workdir"], "finetune_head"))
     assert head["params"]["classifier"]["kernel"].shape[-1] == 8
     assert pre["params"]["classifier"]["kernel"].shape[-1] == 10
     # Head-only phase: every backbone parameter is still the pre-trained one.
