@@ -79,21 +79,31 @@ def make_builder(data_config: Mapping[str, Any]):
     return cls(data_dir=data_dir, config=config, file_format="array_record")
 
 
+def _require_manual_dir(data_config: Mapping[str, Any]) -> str:
+    """The expanded ``manual_dir`` of a manual data set ("" for generated ones), or raises."""
+    name = data_config["name"]
+    manual_dir = data_config.get("manual_dir") or ""
+    if name not in MANUAL:
+        return manual_dir
+    if not manual_dir or not os.path.isdir(os.path.expanduser(manual_dir)):
+        layout = get_builder_class(name).layout()
+        raise FileNotFoundError(
+            f"data set {name!r} needs data.manual_dir (got {manual_dir!r}): a folder "
+            f"holding the original files laid out as: {layout}")
+    return os.path.expanduser(manual_dir)
+
+
+def _is_prepared(builder) -> bool:
+    return os.path.isdir(builder.data_dir) and bool(builder.info.splits)
+
+
 def check_available(data_config: Mapping[str, Any]) -> None:
     """Raises FileNotFoundError unless the data set is cached or its ``manual_dir`` exists.
 
     Cheap (no data is read), so a run can check its data before any other work.
     """
-    builder = make_builder(data_config)
-    if os.path.isdir(builder.data_dir) and builder.info.splits:
-        return
-    name = data_config["name"]
-    manual_dir = data_config.get("manual_dir") or ""
-    if name in MANUAL and (not manual_dir or not os.path.isdir(os.path.expanduser(manual_dir))):
-        layout = get_builder_class(name).layout()
-        raise FileNotFoundError(
-            f"data set {name!r} needs data.manual_dir (got {manual_dir!r}): a folder "
-            f"holding the original files laid out as: {layout}")
+    if not _is_prepared(make_builder(data_config)):
+        _require_manual_dir(data_config)
 
 
 def prepare(data_config: Mapping[str, Any]):
@@ -101,12 +111,9 @@ def prepare(data_config: Mapping[str, Any]):
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     builder = make_builder(data_config)
-    if os.path.isdir(builder.data_dir) and builder.info.splits:
+    if _is_prepared(builder):
         return builder
-    check_available(data_config)
-    manual_dir = data_config.get("manual_dir") or ""
-    if data_config["name"] in MANUAL:
-        manual_dir = os.path.expanduser(manual_dir)
+    manual_dir = _require_manual_dir(data_config)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None))
     return builder
