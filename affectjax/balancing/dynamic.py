@@ -64,11 +64,15 @@ class EpochLossHistory(NamedTuple):
 
 
 def init_history(num_tasks: int) -> EpochLossHistory:
-    """An empty history for `num_tasks` tasks, accumulating epoch 0."""
-    zeros = jnp.zeros((base.check_num_tasks(num_tasks),), base.STATE_DTYPE)
+    """An empty history for `num_tasks` tasks, accumulating epoch 0.
+
+    Every field is its own buffer, so a jitted step can donate the state.
+    """
+    shape = (base.check_num_tasks(num_tasks),)
+    zeros = lambda: jnp.zeros(shape, base.STATE_DTYPE)  # noqa: E731
     return EpochLossHistory(
-        epoch=jnp.zeros((), jnp.int32), loss_sum=zeros, count=zeros, last=zeros,
-        before_last=zeros, num_epochs=jnp.zeros(zeros.shape, jnp.int32))
+        epoch=jnp.zeros((), jnp.int32), loss_sum=zeros(), count=zeros(), last=zeros(),
+        before_last=zeros(), num_epochs=jnp.zeros(shape, jnp.int32))
 
 
 def update_history(history: EpochLossHistory, losses: jax.Array, epoch: jax.Array,

@@ -31,8 +31,7 @@ def binary_init(num_labels: int = 1) -> BinaryStats:
     """Zero counts for `num_labels` columns."""
     if int(num_labels) < 1:
         raise ValueError(f"num_labels: expected >= 1, got {num_labels}")
-    z = jnp.zeros((int(num_labels),), jnp.int32)
-    return BinaryStats(z, z, z, z)
+    return BinaryStats(*(jnp.zeros((int(num_labels),), jnp.int32) for _ in range(4)))
 
 
 def _validate(y_true: Any, y_pred: Any, thresholds: Any,

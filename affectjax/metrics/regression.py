@@ -53,9 +53,8 @@ def ccc_init(num_outputs: int = 1) -> CCCStats:
     """Empty CCC statistics for `num_outputs` columns (e.g. 2 for valence, arousal)."""
     if int(num_outputs) < 1:
         raise ValueError(f"num_outputs: expected >= 1, got {num_outputs}")
-    zeros = jnp.zeros((int(num_outputs),), jnp.float32)
     return CCCStats(jnp.zeros((int(num_outputs),), jnp.int32),
-                    zeros, zeros, zeros, zeros, zeros)
+                    *(jnp.zeros((int(num_outputs),), jnp.float32) for _ in range(5)))
 
 
 def _validate(x: Any, y: Any, where: Any) -> tuple[jax.Array, jax.Array, Any]:

@@ -265,8 +265,7 @@ def train_heads(config: Any, train: Mapping[str, np.ndarray]) -> HeadsResult:
     history: list[dict[str, float]] = []
     for phase in phases:
         tx, schedule = optimizer(phase)
-        # Distinct buffers (a balancer state may hold one array twice) for the donation.
-        state = jax.tree.map(jnp.copy, state.with_optimizer(tx))
+        state = state.with_optimizer(tx)
         step_fn = jax.jit(steps_lib.make_train_step(
             loss_fn, balancer, task_names=TASKS, steps_per_epoch=spe, schedule=schedule,
             phase_start=phase.start, inputs_fn=feature_inputs), donate_argnums=(0,))

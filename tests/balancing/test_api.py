@@ -73,3 +73,15 @@ def test_bad_num_tasks(num_tasks):
             balancer.init(num_tasks)
         with pytest.raises(ValueError, match="num_tasks must be a positive int"):
             balancer.init_params(num_tasks)
+
+
+@pytest.mark.parametrize("name", sorted(balancing.BALANCERS))
+def test_init_state_can_be_donated_to_a_jitted_step(name):
+    """Every state leaf is its own buffer: XLA refuses to donate one array twice."""
+    balancer = balancing.create(name, **({"weights": [1.0, 2.0]} if name == "fixed" else {}))
+    state = balancer.init(2)
+    leaves = jax.tree.leaves(state)
+    assert len({id(x) for x in leaves}) == len(leaves)
+    step = jax.jit(lambda s, losses: balancer.update(s, losses, epoch=0), donate_argnums=(0,))
+    weights, _ = step(state, jnp.array([1.0, 2.0]))
+    assert weights.shape == (2,)
