@@ -74,6 +74,7 @@ def preview(args) -> None:
             ax.set_title(f"expr {int(batch['expr'][k])}", fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
+    plt.close(fig)
     print(f"wrote {args.out} ({n} augmented examples; landmarks: red = left eye, "
           "blue = right eye, yellow = nose, magenta/cyan = left/right mouth corner)")
 
