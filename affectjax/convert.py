@@ -21,11 +21,20 @@ Command line (a state dict or a whole pickled model, e.g. the MT-EmotiEffNet aut
 `torch.save(model)` files):
 
     python -m affectjax.convert SRC.pt --arch emotieffnet --out DIR [--num-classes N]
-        [--head-order affectnet|abaw]
+        [--head-order alphabetical|abaw]
 
 writes `DIR/variables/` (an Orbax `StandardCheckpointer` checkpoint of the PyTree
 `{"params", "batch_stats"}`) and `DIR/meta.json` (`arch`, `model_kwargs` for
-`affectjax.models.create`, `source`, `head_order`). `load_converted(DIR)` reads both back.
+`affectjax.models.create`, `source`, and for `emotieffnet` `head_order` and
+`expressions`). `load_converted(DIR)` reads both back.
+
+Expression order of the authors' released MT-EmotiEffNet heads (e.g. `enet_b0_8_va_mtl`):
+they were trained with an ImageFolder-style `class_to_idx`, so their expression logits are
+in alphabetical order, `RELEASED_EXPRESSIONS` (the `idx_to_class` of the authors'
+hsemotion / EmotiEffLib inference code), not AffectNet's code order. `--head-order
+alphabetical` (default) keeps that order; `--head-order abaw` permutes the head into
+affectjax's ABAW order (`head_to_abaw`). `meta.json` records `head_order` and the source
+class of every expression column (`expressions`); `meta_head_order` reads it back.
 """
 
 from __future__ import annotations
@@ -42,10 +51,32 @@ from flax import traverse_util
 
 from affectjax import models
 
-# MT-EmotiEffNet head: ABAW expression i is the authors' (AffectNet-order) logit AFFECTNET_TO_ABAW[i].
-# AffectNet: Neutral, Happy, Sad, Surprise, Fear, Disgust, Anger, Contempt.
-# ABAW:      Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other (<- Contempt).
-AFFECTNET_TO_ABAW = (0, 6, 5, 4, 1, 2, 3, 7)
+RELEASED_EXPRESSIONS: tuple[str, ...] = (
+    "Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
+"""Expression logits 0-7 of the authors' released 8-class MT-EmotiEffNet / EmotiEffNet
+checkpoints (e.g. `enet_b0_8_va_mtl`, `enet_b0_8_best_afew`): alphabetical, as the
+ImageFolder-style `class_to_idx` they were trained with gives, and as the `idx_to_class`
+of the authors' hsemotion / EmotiEffLib inference code lists them."""
+
+RELEASED_EXPRESSIONS_7: tuple[str, ...] = (
+    "Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
+"""Expression logits 0-6 of the authors' released 7-class checkpoints (e.g.
+`enet_b0_7`): `RELEASED_EXPRESSIONS` without Contempt (their 7-class `idx_to_class`)."""
+
+ABAW_EXPRESSIONS: tuple[str, ...] = (
+    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+"""affectjax's expression order (= `affectjax.data.readers.ABAW_EXPRESSIONS`)."""
+
+RELEASED_TO_ABAW: tuple[int, ...] = (5, 0, 2, 3, 4, 6, 7, 1)
+"""ABAW expression i is released (alphabetical) logit `RELEASED_TO_ABAW[i]`; Contempt (1)
+stands in for Other, which the released models do not have."""
+
+RELEASED_7_TO_ABAW: tuple[int, ...] = (4, 0, 1, 2, 3, 5, 6)
+"""For a 7-class released head: ABAW expression i < 7 is logit `RELEASED_7_TO_ABAW[i]`;
+there is no logit for ABAW Other (7)."""
+
+HEAD_ORDERS = ("alphabetical", "abaw")
+_LEGACY_HEAD_ORDERS = {"affectnet": "alphabetical"}  # earlier name of the unpermuted order
 
 TIMM_NAMES = tuple(n for n in models.MODELS if "efficientnet" in n) + ("emotieffnet",)
 TORCHVISION_NAMES = ("resnet18",)
@@ -164,23 +195,80 @@ def from_torchvision(state_dict: Mapping[str, Any], name: str, **kwargs: Any) ->
 
 
 def head_to_abaw(variables: dict[str, Any]) -> dict[str, Any]:
-    """Reorders an MT-EmotiEffNet head's 8 expression outputs from AffectNet to ABAW order.
+    """Reorders a released MT-EmotiEffNet head's expression outputs into ABAW order.
+
+    The released heads list their expressions alphabetically (`RELEASED_EXPRESSIONS`,
+    the authors' `idx_to_class`).
+
+    * 8 + 2 outputs: expression columns permuted by `RELEASED_TO_ABAW` into Neutral,
+      Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other, with Contempt's column
+      in Other's place.
+    * 7 + 2 outputs (`RELEASED_EXPRESSIONS_7`, no Contempt): permuted by
+      `RELEASED_7_TO_ABAW` into the first 7 ABAW classes (Neutral ... Surprise), so ABAW
+      class i < 7 is column i. The head stays 7 + 2: ABAW Other has no logit (none is
+      invented), so the model never predicts Other and code that needs all 8 ABAW
+      logits must not use it.
+
+    Valence/arousal (the last two columns) are unchanged.
 
     Args:
-        variables: converted `emotieffnet` variables (classifier with 8 + 2 outputs).
+        variables: converted `emotieffnet` variables of a released checkpoint.
 
     Returns:
-        The same variables with the classifier's expression columns permuted by
-        `AFFECTNET_TO_ABAW`; valence/arousal columns unchanged.
+        The same variables with the classifier's expression columns permuted.
+
+    Raises:
+        ValueError: the classifier has neither 8 + 2 nor 7 + 2 outputs.
     """
     head = variables["params"]["classifier"]
     n = head["kernel"].shape[-1]
-    if n != len(AFFECTNET_TO_ABAW) + 2:
-        raise ValueError(f"head_to_abaw needs an 8 + 2 output head, got {n} outputs")
-    order = jnp.asarray(AFFECTNET_TO_ABAW + (8, 9))
+    perms = {len(RELEASED_TO_ABAW) + 2: RELEASED_TO_ABAW, len(RELEASED_7_TO_ABAW) + 2: RELEASED_7_TO_ABAW}
+    if n not in perms:
+        raise ValueError(f"head_to_abaw needs a released 8 + 2 or 7 + 2 output head, got {n} outputs")
+    order = jnp.asarray(perms[n] + (n - 2, n - 1))
     new_head = {"kernel": head["kernel"][:, order], "bias": head["bias"][order]}
     params = {**variables["params"], "classifier": new_head}
     return {**variables, "params": params}
+
+
+def head_expressions(num_expressions: int, head_order: str) -> list[str] | None:
+    """Source class of each expression column of a converted released head, or None.
+
+    `head_order="alphabetical"`: `RELEASED_EXPRESSIONS` (8) / `RELEASED_EXPRESSIONS_7` (7);
+    `"abaw"`: those names in ABAW order (Contempt last, in Other's place). None for
+    other head sizes, whose classes are not the released ones.
+    """
+    released = {8: (RELEASED_EXPRESSIONS, RELEASED_TO_ABAW), 7: (RELEASED_EXPRESSIONS_7, RELEASED_7_TO_ABAW)}
+    if num_expressions not in released:
+        return None
+    names, perm = released[num_expressions]
+    return [names[i] for i in perm] if head_order == "abaw" else list(names)
+
+
+def meta_head_order(meta: Mapping[str, Any]) -> str | None:
+    """The expression order of a converted checkpoint's head, from its `meta.json` dict.
+
+    Returns:
+        `"alphabetical"` (the released order, unpermuted; also the earlier meta value
+        `"affectnet"`, which never permuted the head), `"abaw"`, or None (no `head_order`:
+        not an `emotieffnet` conversion, e.g. a trainer run, which is in ABAW order).
+
+    Raises:
+        ValueError: `head_order` is `"abaw"` but `expressions` is absent: the checkpoint
+            was permuted by an earlier version of this module, which assumed AffectNet
+            code order and so put wrong columns in ABAW places; reconvert it.
+    """
+    order = meta.get("head_order")
+    if order is None:
+        return None
+    order = _LEGACY_HEAD_ORDERS.get(order, order)
+    if order not in HEAD_ORDERS:
+        raise ValueError(f"meta.json head_order={order!r}; expected one of {list(HEAD_ORDERS)}")
+    if order == "abaw" and "expressions" not in meta:
+        raise ValueError("meta.json head_order='abaw' without 'expressions': permuted by an earlier "
+                         "affectjax.convert that assumed AffectNet order (wrong columns); reconvert with "
+                         "python -m affectjax.convert SRC.pt --arch emotieffnet --head-order abaw")
+    return order
 
 
 def load_torch_file(path: str) -> dict[str, Any]:
@@ -244,9 +332,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--backbone", default=None, help="emotieffnet only: backbone name (default tf_efficientnet_b0)")
     parser.add_argument(
         "--head-order",
-        choices=("affectnet", "abaw"),
-        default="affectnet",
-        help="emotieffnet only: keep the authors' AffectNet expression order or permute it to ABAW order",
+        choices=HEAD_ORDERS,
+        default="alphabetical",
+        help="emotieffnet only: 'alphabetical' keeps the released checkpoints' expression order "
+        "(Anger, Contempt, Disgust, Fear, Happiness, Neutral, Sadness, Surprise); 'abaw' permutes "
+        "it to ABAW order (Contempt as Other; a 7-class head maps onto the 7 ABAW classes before Other)",
     )
     args = parser.parse_args(argv)
     state = load_torch_file(args.src)
@@ -269,6 +359,8 @@ def main(argv: list[str] | None = None) -> str:
         "source": os.path.basename(args.src),
         "head_order": args.head_order if args.arch == "emotieffnet" else None,
     }
+    if args.arch == "emotieffnet":
+        meta["expressions"] = head_expressions(model_kwargs["num_expressions"], args.head_order)
     path = save_converted(args.out, variables, meta)
     n = sum(x.size for x in jax.tree.leaves(variables["params"]))
     print(f"wrote {path} ({args.arch}, {n:,} parameters) and meta.json")

@@ -15,7 +15,9 @@ authors used Real-ESRGAN x4plus at scale 2: register it as
 Aff-Wild2 MTL validation frames (``affwild2_mtl`` builder, ``data.manual_dir``) with
 Neutral and Other removed, as the paper's "val set from MTL". Pre-trained weights: the
 authors' MT-EmotiEffNet converted with its head in ABAW order
-(``lsd.pretrained_checkpoint``), or a trainer run (``lsd.pretrained_workdir``, e.g. of
+(``lsd.pretrained_checkpoint``; the released head lists its expressions alphabetically,
+Anger, Contempt, Disgust, ..., and ``--head-order abaw`` above reorders it to the ABAW
+order the 6-class mapping reads), or a trainer run (``lsd.pretrained_workdir``, e.g. of
 ``configs/emotieffnet_affectnet.py``). Fine-tune: head 3 epochs at 1e-3, then all weights
 6 epochs at 1e-4, SAM + Adam, batch 32.
 

@@ -13,7 +13,9 @@ hidden layer): VA (tanh) on the logits, EXPR (softmax) and AU (sigmoid) on embed
 logits + the VA output (Fig. 1), trained separately, then per-AU thresholds tuned on the
 validation split and the heads' expression scores blended with the backbone's own
 (``tuning.expert``; the paper blends an OpenFace-AU expert instead; this expert needs the
-head in ABAW expression order, hence ``--head-order abaw``).
+head in ABAW expression order, hence ``--head-order abaw``: the released 8-class head
+lists its expressions alphabetically, Anger, Contempt, Disgust, ..., and the conversion
+reorders them to ABAW order with Contempt as Other).
 
 Data: the ABAW4 MTL set (s-Aff-Wild2, licensed; ``data.name = "affwild2_mtl"``) in its
 original layout under ``data.manual_dir``: ``training_set_annotations.txt``,

@@ -11,6 +11,7 @@ import torch
 import torchvision
 
 from affectjax import convert, models
+from affectjax.data import readers
 
 
 pytestmark = pytest.mark.usefixtures("fast_compiled")
@@ -72,15 +73,75 @@ def test_wrong_architecture_is_a_clear_error(resnet_state):
         convert.from_torchvision(resnet_state, "efficientnet_b0")
 
 
-def test_head_to_abaw_permutes_expression_columns_only():
-    kernel = jnp.arange(4 * 10, dtype=jnp.float32).reshape(4, 10)
-    bias = jnp.arange(10, dtype=jnp.float32)
-    variables = {"params": {"classifier": {"kernel": kernel, "bias": bias}, "x": 1}, "batch_stats": {}}
+# The released checkpoints' expression order, written out here independently of
+# affectjax.convert: the authors' hsemotion / EmotiEffLib idx_to_class (alphabetical).
+RELEASED_8 = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
+RELEASED_7 = ["Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
+ABAW = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+
+
+def _tagged_emotieffnet_state(num_expressions):
+    """A tf_efficientnet_b0 state dict whose classifier output k has weight row k filled
+    with k and bias k: every converted head column says which source logit it came from."""
+    torch.manual_seed(0)
+    state = timm.create_model("tf_efficientnet_b0", num_classes=num_expressions + 2).state_dict()
+    n = num_expressions + 2
+    state["classifier.weight"] = torch.arange(n, dtype=torch.float32)[:, None].expand(n, 1280).clone()
+    state["classifier.bias"] = torch.arange(n, dtype=torch.float32)
+    return state
+
+
+def _source_logits(head):
+    """Source logit of every converted column, checked against the whole kernel column."""
+    bias = np.asarray(head["bias"])
+    np.testing.assert_array_equal(np.asarray(head["kernel"]), np.broadcast_to(bias, head["kernel"].shape))
+    return [int(b) for b in bias]
+
+
+def test_released_order_constants_match_the_authors_idx_to_class():
+    assert list(convert.RELEASED_EXPRESSIONS) == RELEASED_8
+    assert list(convert.RELEASED_EXPRESSIONS_7) == RELEASED_7
+    assert list(convert.ABAW_EXPRESSIONS) == ABAW == list(readers.ABAW_EXPRESSIONS)
+
+
+def test_head_to_abaw_puts_each_released_class_under_its_abaw_name():
+    variables = convert.from_timm(_tagged_emotieffnet_state(8), "emotieffnet")
+    np.testing.assert_array_equal(variables["params"]["classifier"]["bias"], np.arange(10))
     new = convert.head_to_abaw(variables)
-    # ABAW index 1 (Anger) is AffectNet index 6; Happiness (4) is AffectNet Happy (1).
-    np.testing.assert_array_equal(new["params"]["classifier"]["bias"], [0, 6, 5, 4, 1, 2, 3, 7, 8, 9])
-    np.testing.assert_array_equal(new["params"]["classifier"]["kernel"][:, 1], kernel[:, 6])
-    assert sorted(convert.AFFECTNET_TO_ABAW) == list(range(8))
+    source = _source_logits(new["params"]["classifier"])
+    names = [RELEASED_8[k] for k in source[:8]]
+    assert names == [{"Other": "Contempt"}.get(n, n) for n in ABAW]
+    assert source[8:] == [8, 9]  # valence, arousal untouched
+    # Everything but the head is untouched.
+    assert new["params"]["blocks_1_0"] is variables["params"]["blocks_1_0"]
+    assert new["batch_stats"] is variables["batch_stats"]
+
+
+def test_head_to_abaw_maps_a_seven_class_head_onto_the_abaw_classes_before_other():
+    variables = convert.from_timm(_tagged_emotieffnet_state(7), "emotieffnet")
+    new = convert.head_to_abaw(variables)
+    source = _source_logits(new["params"]["classifier"])
+    assert len(source) == 9  # no column invented for Other
+    assert [RELEASED_7[k] for k in source[:7]] == ABAW[:7]
+    assert source[7:] == [7, 8]
+
+
+def test_head_to_abaw_rejects_other_head_sizes():
+    variables = {"params": {"classifier": {"kernel": jnp.zeros((4, 8)), "bias": jnp.zeros(8)}}}
+    with pytest.raises(ValueError, match="8 \\+ 2 or 7 \\+ 2 output head, got 8 outputs"):
+        convert.head_to_abaw(variables)
+
+
+def test_meta_head_order_reads_current_and_earlier_values():
+    assert convert.meta_head_order({"arch": "resnet18"}) is None
+    assert convert.meta_head_order({"head_order": None}) is None
+    assert convert.meta_head_order({"head_order": "alphabetical", "expressions": RELEASED_8}) == "alphabetical"
+    assert convert.meta_head_order({"head_order": "affectnet"}) == "alphabetical"  # earlier name, unpermuted
+    assert convert.meta_head_order({"head_order": "abaw", "expressions": None}) == "abaw"
+    with pytest.raises(ValueError, match="reconvert"):
+        convert.meta_head_order({"head_order": "abaw"})  # permuted by the earlier, wrong mapping
+    with pytest.raises(ValueError, match="head_order='sorted'"):
+        convert.meta_head_order({"head_order": "sorted"})
 
 
 def test_cli_round_trip_with_whole_pickled_timm_model(tmp_path):
@@ -94,7 +155,8 @@ def test_cli_round_trip_with_whole_pickled_timm_model(tmp_path):
     convert.main([str(src), "--arch", "emotieffnet", "--out", str(out_dir), "--head-order", "abaw"])
     variables, meta = convert.load_converted(str(out_dir))
     assert meta["arch"] == "emotieffnet" and meta["model_kwargs"] == {"num_expressions": 8}
-    assert meta["head_order"] == "abaw"
+    assert meta["head_order"] == "abaw" and convert.meta_head_order(meta) == "abaw"
+    assert meta["expressions"] == [{"Other": "Contempt"}.get(n, n) for n in ABAW]
     assert json.loads((out_dir / "meta.json").read_text()) == meta
     assert set(variables) == {"params", "batch_stats"}
 
@@ -103,7 +165,7 @@ def test_cli_round_trip_with_whole_pickled_timm_model(tmp_path):
     with torch.no_grad():
         expected = ref(x).numpy()
     outputs, _ = jax.jit(model.apply)(variables, jnp.asarray(x.numpy().transpose(0, 2, 3, 1)))
-    order = list(convert.AFFECTNET_TO_ABAW)
+    order = [RELEASED_8.index({"Other": "Contempt"}.get(n, n)) for n in ABAW]
     np.testing.assert_allclose(outputs["expr_logits"], expected[:, order], rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     np.testing.assert_allclose(outputs["va"], expected[:, 8:], rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
@@ -111,3 +173,12 @@ def test_cli_round_trip_with_whole_pickled_timm_model(tmp_path):
 def test_load_converted_names_the_bad_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="meta.json"):
         convert.load_converted(str(tmp_path))
+
+
+def test_cli_default_keeps_the_released_order(tmp_path):
+    torch.save(_tagged_emotieffnet_state(7), tmp_path / "enet_b0_7.pt")
+    convert.main([str(tmp_path / "enet_b0_7.pt"), "--arch", "emotieffnet", "--out", str(tmp_path / "out")])
+    variables, meta = convert.load_converted(str(tmp_path / "out"))
+    assert meta["head_order"] == "alphabetical" and meta["expressions"] == RELEASED_7
+    assert meta["model_kwargs"] == {"num_expressions": 7}
+    assert _source_logits(variables["params"]["classifier"]) == list(range(9))

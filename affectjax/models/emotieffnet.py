@@ -10,11 +10,15 @@ The parameters are exactly those of the backbone with `num_classes = num_express
 named as in timm (`classifier` is the joint head), so the authors' pickled model converts
 with `affectjax.convert.from_timm(..., "emotieffnet")`.
 
-Expression order: in the authors' released checkpoint the 8 logits are in **AffectNet
-order** (Neutral, Happy, Sad, Surprise, Fear, Disgust, Anger, Contempt). affectjax's
-trainer uses **ABAW order** (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise,
-Other) for its own training; `python -m affectjax.convert ... --head-order abaw` permutes
-the authors' head rows into ABAW order (Contempt takes the place of Other).
+Expression order: the authors' released checkpoints (e.g. `enet_b0_8_va_mtl`) were trained
+with an ImageFolder-style `class_to_idx`, so their 8 logits are in **alphabetical order**
+(Anger, Contempt, Disgust, Fear, Happiness, Neutral, Sadness, Surprise:
+`affectjax.convert.RELEASED_EXPRESSIONS`, the `idx_to_class` of the authors' inference
+code; the 7-class models drop Contempt). affectjax's trainer uses **ABAW order** (Neutral,
+Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other) for its own training; `python
+-m affectjax.convert ... --head-order abaw` permutes the released head rows into ABAW order
+(Contempt takes the place of Other; a 7-class head becomes the 7 ABAW classes before
+Other, with no Other logit).
 
 Outputs: `{"logits": (B, 10), "expr_logits": (B, 8), "va": (B, 2), "valence": (B,),
 "arousal": (B,)}`; intermediates as `EfficientNet` (`embedding` is the 1280-d feature
