@@ -17,6 +17,7 @@ background threads (``num_threads``), ``prefetch`` batches ahead.
 
 import math
 import os
+import sys
 from typing import Any, Iterator, Mapping
 
 import grain
@@ -164,9 +165,25 @@ class Source:
         return self._labels[key]
 
 
+def describe(source: Source) -> str:
+    """``data NAME SPLIT: N examples`` plus the builder's note for the split, if any.
+
+    E.g. ``data affectnet train: 287,651 examples (3,120 rows with codes 8-10 dropped)``.
+    """
+    line = f"data {source.builder.name} {source.split}: {len(source):,} examples"
+    meta = source.builder.info.metadata  # None, or a (lazy) dict read from metadata.json
+    notes = meta["notes"] if meta is not None and "notes" in meta.keys() else {}
+    return f"{line} ({notes[source.split]})" if source.split in notes else line
+
+
 def create_source(data_config: Mapping[str, Any], split: str) -> Source:
-    """Prepares ``data_config``'s data set if needed and opens ``split`` as a `Source`."""
-    return Source(prepare(data_config), split)
+    """Prepares ``data_config``'s data set if needed and opens ``split`` as a `Source`.
+
+    Prints `describe` of the split (its size) on stderr, so a run states what it uses.
+    """
+    source = Source(prepare(data_config), split)
+    print(describe(source), file=sys.stderr, flush=True)
+    return source
 
 
 def read_examples(source, indices) -> list[dict[str, np.ndarray]]:

@@ -98,6 +98,54 @@ def test_fer2013_manual_builder_fills_missing_keys(tmp_path):
     assert [int(val[i]["expr"]) for i in range(2)] == [fer_to_abaw[c] for c in codes[5:7]]
 
 
+def _write_affectnet(root, codes):
+    """A layout-(a) AffectNet with one 8x8 image per code (VA 0.5, -0.5; landmarks none)."""
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+
+    (root / "Manually_Annotated_Images").mkdir(parents=True)
+    (root / "Manually_Annotated_file_lists").mkdir()
+    for split, split_codes in codes.items():
+        lines = []
+        for i, code in enumerate(split_codes):
+            name = f"{split}{i}.png"
+            Image.fromarray(np.full((8, 8, 3), 10 * i, np.uint8)).save(
+                root / "Manually_Annotated_Images" / name)
+            lines.append(f"{name},0,0,8,8,,{code},0.5,-0.5")
+        (root / "Manually_Annotated_file_lists" / f"{split}.csv").write_text(
+            "\n".join(lines) + "\n")
+
+
+def _data_lines(capsys):
+    """The ``data ...`` lines on stderr (TFDS writes its progress bars there too)."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("data ")]
+
+
+def test_affectnet_builder_drops_codes_8_to_10_and_the_run_prints_its_counts(tmp_path,
+                                                                              capsys):
+    manual = tmp_path / "affectnet"
+    _write_affectnet(manual, {"training": [1, 8, 9, 0, 10, 6], "validation": [2, 10, 3]})
+    cfg = _config(tmp_path, "affectnet", image_size=8)
+    cfg.manual_dir = str(manual)
+    train = pipeline.create_source(cfg, "train")
+    val = pipeline.create_source(cfg, "validation")
+    assert [int(train[i]["expr"]) for i in range(len(train))] == [4, 0, 1]
+    assert [int(val[i]["expr"]) for i in range(len(val))] == [5, 6]
+    assert _data_lines(capsys) == [
+        "data affectnet train: 3 examples (3 rows with codes 8-10 dropped)",
+        "data affectnet validation: 2 examples (1 row with codes 8-10 dropped)"]
+    pipeline.create_source(cfg, "train")  # cached: the note is read back from disk
+    assert _data_lines(capsys) == [
+        "data affectnet train: 3 examples (3 rows with codes 8-10 dropped)"]
+
+    cfg.builder_kwargs.drop_non_class = False  # another config name: prepared apart
+    kept = pipeline.create_source(cfg, "train")
+    assert [int(kept[i]["expr"]) for i in range(len(kept))] == [4, -1, -1, 0, -1, 1]
+    assert kept[1]["va_mask"] and kept.builder.name == train.builder.name
+    assert kept.builder.builder_config.name != train.builder.builder_config.name
+    assert _data_lines(capsys) == [
+        "data affectnet train: 6 examples (3 rows with codes 8-10 kept with expr -1)"]
+
+
 def test_every_image_builder_declares_the_same_keys():
     cfg = {}
     for name, cls in DATASETS.items():

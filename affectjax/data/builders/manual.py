@@ -19,6 +19,13 @@ and fills the keys its data set lacks with the contract's "missing" values (see
 | `multimodal`   | `read_multimodal_pickle`  | train, validation, test |
 
 The layout each expects under manual_dir is `LAYOUTS[name]` (and the reader's docstring).
+
+A reader option that changes which examples exist has its default written into the builder
+config (`ManualImageBuilder.READER_DEFAULTS`, e.g. AffectNet's ``drop_non_class=True``), so
+data prepared under another setting is never read back as this one. When a reader's
+iterator has a ``note`` (AffectNet: how many rows with codes 8–10 were dropped), the
+builder stores it per split in ``info.metadata["notes"]``; `affectjax.data.pipeline`
+prints it with the split's size.
 """
 
 import os
@@ -55,16 +62,20 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     """Base of the real image-set builders; subclasses set ``name`` (a `READERS` key).
 
     Config kwargs: ``image_size`` (stored square size, default 112) and any keyword
-    argument of the reader (e.g. ``crop_to_face`` for AffectNet, ``aligned`` for RAF-DB).
+    argument of the reader (e.g. ``crop_to_face`` or ``drop_non_class`` for AffectNet,
+    ``aligned`` for RAF-DB).
     """
 
     VERSION = common.VERSION
     READER = ""
+    READER_DEFAULTS: dict[str, Any] = {}  # reader options always named in the config
     code_path = None  # no checksums file (TFDS would need importlib_resources)
 
     @classmethod
     def config_for(cls, **kwargs: Any) -> common.AffectConfig:
         kwargs.setdefault("image_size", 112)
+        for key, value in cls.READER_DEFAULTS.items():
+            kwargs.setdefault(key, value)
         return common.make_config(f"{kwargs['image_size']}px", kwargs)
 
     @classmethod
@@ -79,7 +90,7 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         size = int(self.builder_config.kwargs["image_size"])
         return tfds.core.DatasetInfo(
             builder=self, disable_shuffling=True, description=f"{self.name} (affectjax)",
-            features=common.image_features(size, size))
+            features=common.image_features(size, size), metadata=tfds.core.MetadataDict())
 
     def _split_generators(self, dl_manager):
         root = os.fspath(dl_manager.manual_dir)
@@ -98,18 +109,21 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
     def _generate_examples(self, root: str, split: str):
         size = int(self.builder_config.kwargs["image_size"])
-        for i, example in enumerate(self._read(root, split)):
+        examples = self._read(root, split)
+        for i, example in enumerate(examples):
             yield i, common.fill_image_example(example, (size, size),
                                                where=f"{self.name} {split} item {i}")
+        if getattr(examples, "note", ""):
+            self.info.metadata.setdefault("notes", {})[split] = examples.note
 
 
-def _image_builder(name: str) -> type:
+def _image_builder(name: str, **attrs: Any) -> type:
     return type(f"{name.title().replace('_', '')}Builder", (ManualImageBuilder,),
-                {"name": name, "__doc__": f"`{name}` from manual_dir ({LAYOUTS[name]})."},
-                skip_registration=True)
+                {"name": name, "__doc__": f"`{name}` from manual_dir ({LAYOUTS[name]}).",
+                 **attrs}, skip_registration=True)
 
 
-AffectNetBuilder = _image_builder("affectnet")
+AffectNetBuilder = _image_builder("affectnet", READER_DEFAULTS={"drop_non_class": True})
 AffWild2MtlBuilder = _image_builder("affwild2_mtl")
 RafdbBuilder = _image_builder("rafdb")
 Fer2013Builder = _image_builder("fer2013")

@@ -36,8 +36,13 @@ Expression mapping (AffectNet code → ABAW index):
 | Uncertain      | 9    | −1 (missing)    |
 | No-Face        | 10   | −1 (missing)    |
 
-Codes 8–10 never become a class: the example is kept (its valence/arousal may still be
-labelled) with ``expr = −1``.  Valence or arousal equal to −2 means "not annotated":
+Codes 8–10 never become a class.  By default (``drop_non_class=True``) their rows are left
+out, as the authors do (Savchenko, ABAW4 2022, Sec. 3.1): the manually annotated set then
+has 287,651 train and 4,000 validation images.  The rows are dropped before their image
+is opened and without checking their other fields; the reader's iterator counts them in
+``dropped`` and says so in ``note``.  With ``drop_non_class=False`` they are kept (their
+valence/arousal may still be labelled) with ``expr = −1``.  Valence or arousal equal to
+−2 means "not annotated":
 ``va_mask = False`` and ``va = 0``.  Any other code, or VA outside [−1, 1], is an error.
 
 Landmarks: the 5 contract points are derived from the 68 (`landmarks5_from_68`: eye
@@ -63,8 +68,46 @@ CSV_COLUMNS: tuple[str, ...] = (
     "facial_landmarks", "expression", "valence", "arousal")
 _CSV_NAME = {"train": "training.csv", "val": "validation.csv"}
 _SET_NAME = {"train": "train_set", "val": "val_set"}
+NON_CLASS_CODES: frozenset[int] = frozenset({8, 9, 10})  # None, Uncertain, No-Face
 _LAYOUTS = ("auto", "csv", "npy")
 _NAME = "AffectNet"
+
+
+class AffectNetExamples:
+    """The examples of one split (an iterator over example dicts), counting codes 8–10.
+
+    Attributes:
+        drop_non_class: whether rows with codes 8–10 are left out.
+        non_class: rows with codes 8–10 met so far: dropped, or yielded with ``expr = −1``.
+    """
+
+    def __init__(self, examples, *, drop_non_class: bool):
+        self.drop_non_class = bool(drop_non_class)
+        self.non_class = 0
+        self._examples = examples
+
+    @property
+    def dropped(self) -> int:
+        """Rows left out so far (``non_class`` when dropping, else 0)."""
+        return self.non_class if self.drop_non_class else 0
+
+    @property
+    def note(self) -> str:
+        """What happened to codes 8–10, e.g. ``"3,120 rows with codes 8-10 dropped"``."""
+        action = "dropped" if self.drop_non_class else "kept with expr -1"
+        rows = "row" if self.non_class == 1 else "rows"
+        return f"{self.non_class:,} {rows} with codes 8-10 {action}"
+
+    def __iter__(self) -> "AffectNetExamples":
+        return self
+
+    def __next__(self) -> c.Example:
+        while True:
+            example = next(self._examples)  # None: a row with code 8-10, dropped.
+            if example is None or example["expr"] < 0:  # expr -1 only comes from 8-10.
+                self.non_class += 1
+            if example is not None:
+                return example
 
 
 def _expected(root: str, split: str) -> str:
@@ -147,7 +190,8 @@ def _csv_columns(rows: list[tuple[int, list[str]]]) -> tuple[dict[str, int], int
     return {col: i for i, col in enumerate(CSV_COLUMNS)}, 0
 
 
-def _read_csv(root: str, split: str, crop_to_face: bool, hw):
+def _read_csv(root: str, split: str, crop_to_face: bool, hw, drop_non_class: bool):
+    """The csv rows, their ``build`` (None for a dropped row) and their ``code``."""
     path = os.path.join(root, "Manually_Annotated_file_lists", _CSV_NAME[split])
     rows = _csv_records(path)
     try:
@@ -157,18 +201,28 @@ def _read_csv(root: str, split: str, crop_to_face: bool, hw):
     images = os.path.join(root, "Manually_Annotated_Images")
     ncols = max(columns.values()) + 1
 
-    def build(record: tuple[int, list[str]]) -> c.Example:
+    def fields_of(record: tuple[int, list[str]]) -> dict[str, str]:
         lineno, fields = record
         if len(fields) < ncols:
             raise c.DataFormatError(
                 f"{c.where(path, lineno)}: expected {ncols} comma-separated fields, got "
                 f"{len(fields)} (field {CSV_COLUMNS[len(fields)]!r} is missing)")
-        get = {col: fields[i].strip() for col, i in columns.items()}
+        return {col: fields[i].strip() for col, i in columns.items()}
+
+    def code_of(record: tuple[int, list[str]]) -> int:
+        code = c.parse_int(fields_of(record)["expression"], path, record[0], "expression")
+        c.map_code(code, AFFECTNET_TO_ABAW, path, record[0], "expression")
+        return code
+
+    def build(record: tuple[int, list[str]]) -> c.Example | None:
+        lineno = record[0]
+        get, code = fields_of(record), code_of(record)
+        if drop_non_class and code in NON_CLASS_CODES:
+            return None
+        expr = AFFECTNET_TO_ABAW[code]
         num = {col: c.parse_float(get[col], path, lineno, col)
                for col in ("face_x", "face_y", "face_width", "face_height", "valence",
                            "arousal")}
-        code = c.parse_int(get["expression"], path, lineno, "expression")
-        expr = c.map_code(code, AFFECTNET_TO_ABAW, path, lineno, "expression")
         va, va_mask = _va(num["valence"], num["arousal"], c.where(path, lineno))
         lm5 = None
         if get["facial_landmarks"]:
@@ -187,7 +241,7 @@ def _read_csv(root: str, split: str, crop_to_face: bool, hw):
         image_path = os.path.join(images, *re.split(r"[\\/]", get["subDirectory_filePath"]))
         return _finish(image_path, root, lm5, expr, va, va_mask, box, hw)
 
-    return rows[start:], build
+    return rows[start:], build, code_of
 
 
 def _npy_value(path: str, field: str) -> np.ndarray:
@@ -210,7 +264,8 @@ def _npy_number(path: str, field: str) -> float:
         raise c.DataFormatError(f"{path}: field {field!r}: cannot parse {text!r}") from None
 
 
-def _read_npy(root: str, split: str, hw):
+def _read_npy(root: str, split: str, hw, drop_non_class: bool):
+    """The image names, their ``build`` (None for a dropped item) and their ``code``."""
     set_dir = os.path.join(root, _SET_NAME[split])
     image_dir = os.path.join(set_dir, "images")
     ann_dir = os.path.join(set_dir, "annotations")
@@ -220,14 +275,24 @@ def _read_npy(root: str, split: str, hw):
     names.sort(key=lambda n: (0, int(os.path.splitext(n)[0]), n)
                if os.path.splitext(n)[0].isdigit() else (1, 0, n))
 
-    def build(name: str) -> c.Example:
-        stem = os.path.splitext(name)[0]
-        ann = lambda kind: os.path.join(ann_dir, f"{stem}_{kind}.npy")  # noqa: E731
-        code_value = _npy_number(ann("exp"), "expression")
+    def ann_path(name: str, kind: str) -> str:
+        return os.path.join(ann_dir, f"{os.path.splitext(name)[0]}_{kind}.npy")
+
+    def code_of(name: str) -> int:
+        path = ann_path(name, "exp")
+        code_value = _npy_number(path, "expression")
         if code_value != int(code_value):
-            raise c.DataFormatError(f"{ann('exp')}: field 'expression': code {code_value} "
+            raise c.DataFormatError(f"{path}: field 'expression': code {code_value} "
                                     "is not an integer")
-        expr = c.map_code(int(code_value), AFFECTNET_TO_ABAW, ann("exp"), None, "expression")
+        c.map_code(int(code_value), AFFECTNET_TO_ABAW, path, None, "expression")
+        return int(code_value)
+
+    def build(name: str) -> c.Example | None:
+        ann = lambda kind: ann_path(name, kind)  # noqa: E731
+        code = code_of(name)
+        if drop_non_class and code in NON_CLASS_CODES:
+            return None
+        expr = AFFECTNET_TO_ABAW[code]
         va, va_mask = _va(_npy_number(ann("val"), "valence"),
                           _npy_number(ann("aro"), "arousal"), ann("val"))
         lnd = _npy_value(ann("lnd"), "landmarks")
@@ -238,11 +303,12 @@ def _read_npy(root: str, split: str, hw):
         lm5 = _landmarks(values, ann("lnd"))
         return _finish(os.path.join(image_dir, name), root, lm5, expr, va, va_mask, None, hw)
 
-    return names, build
+    return names, build, code_of
 
 
 def read_affectnet(root: str, split: str, *, layout: str = "auto", crop_to_face: bool = False,
-                   image_size: c.ImageSize = None, on_error: str = "raise"):
+                   image_size: c.ImageSize = None, on_error: str = "raise",
+                   drop_non_class: bool = True) -> AffectNetExamples:
     """Reads AffectNet examples (see the module docstring for layouts and the label table).
 
     Args:
@@ -253,10 +319,13 @@ def read_affectnet(root: str, split: str, *, layout: str = "auto", crop_to_face:
             a box reaching past the image border is padded with black (PIL ``crop``).
         image_size: optional (height, width) or int; resized with PIL bilinear after the crop.
         on_error: ``"raise"`` (default) or ``"skip"`` (counted and logged).
+        drop_non_class: leave out the rows with codes 8–10 (None, Uncertain, No-Face), as
+            the authors do (default); False keeps them with ``expr = −1`` and their VA.
 
     Returns:
-        A generator of examples with keys ``image, expr, va, va_mask, landmarks,
-        landmarks_mask, file`` in file order.
+        An `AffectNetExamples` iterator of examples with keys ``image, expr, va, va_mask,
+        landmarks, landmarks_mask, file`` in file order; its ``dropped`` and ``note`` count
+        the rows with codes 8–10 once it is exhausted.
     """
     split = c.normalize_split(split, ("train", "val"), _NAME)
     root = os.fspath(root)
@@ -264,21 +333,29 @@ def read_affectnet(root: str, split: str, *, layout: str = "auto", crop_to_face:
     hw = c.image_hw(image_size)
     c.check_on_error(on_error)
     if layout == "csv":
-        records, build = _read_csv(root, split, crop_to_face, hw)
+        records, build, _ = _read_csv(root, split, crop_to_face, hw, drop_non_class)
     else:
         if crop_to_face:
             raise c.DataFormatError(f"{_NAME}: crop_to_face needs layout (a) with face boxes; "
                                     f"{root}/{_SET_NAME[split]}/ images are already cropped")
-        records, build = _read_npy(root, split, hw)
-    return c.iterate(records, build, on_error=on_error, dataset=_NAME)
+        records, build, _ = _read_npy(root, split, hw, drop_non_class)
+    return AffectNetExamples(c.iterate(records, build, on_error=on_error, dataset=_NAME),
+                             drop_non_class=drop_non_class)
 
 
-def count_affectnet(root: str, split: str, *, layout: str = "auto") -> int:
-    """Number of listed items (csv rows or images) without decoding anything."""
+def count_affectnet(root: str, split: str, *, layout: str = "auto",
+                    drop_non_class: bool = True) -> int:
+    """Number of examples `read_affectnet` yields (with ``on_error="raise"``), no image read.
+
+    With ``drop_non_class`` (default) every row's expression code is read (the csv column,
+    or each ``N_exp.npy`` of layout b); False counts the listed items only.
+    """
     split = c.normalize_split(split, ("train", "val"), _NAME)
     root = os.fspath(root)
     if _resolve_layout(root, split, layout) == "csv":
-        records, _ = _read_csv(root, split, False, None)
+        records, _, code_of = _read_csv(root, split, False, None, drop_non_class)
     else:
-        records, _ = _read_npy(root, split, None)
-    return len(records)
+        records, _, code_of = _read_npy(root, split, None, drop_non_class)
+    if not drop_non_class:
+        return len(records)
+    return sum(code_of(r) not in NON_CLASS_CODES for r in records)

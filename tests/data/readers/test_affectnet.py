@@ -1,4 +1,5 @@
-"""AffectNet reader: both layouts, header detection, codes 8-10, VA -2, crop and landmarks."""
+"""AffectNet reader: both layouts, header detection, codes 8-10 (dropped or kept), VA -2, crop
+and landmarks."""
 
 import os
 
@@ -60,8 +61,8 @@ def test_csv_labels_masks_and_landmarks(tmp_path, header):
     split_file = "training.csv" if header else "validation.csv"
     _csv_layout(tmp_path, rows, header=header, split_file=split_file)
     split = "train" if header else "val"
-    out = list(read_affectnet(tmp_path, split))
-    assert len(out) == 3 == count_affectnet(tmp_path, split)
+    out = list(read_affectnet(tmp_path, split, drop_non_class=False))
+    assert len(out) == 3 == count_affectnet(tmp_path, split, drop_non_class=False)
     np.testing.assert_array_equal(out[0]["image"], rows[0][1])
     assert out[0]["image"].dtype == np.uint8 and out[0]["image"].shape == (30, 40, 3)
     assert out[0]["expr"] == ABAW.index("Happiness") and out[0]["expr"].dtype == np.int32
@@ -86,9 +87,60 @@ def test_every_expression_code(tmp_path, code):
     rng = np.random.default_rng(code)
     image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     _csv_layout(tmp_path, [("x.jpg", image, (0, 0, 8, 8), _points68(rng), code, 0.0, 0.0)])
-    (example,) = read_affectnet(tmp_path, "train")
+    (example,) = read_affectnet(tmp_path, "train", drop_non_class=False)
     expected = ABAW.index(AFFECTNET[code]) if code < 8 else -1
     assert example["expr"] == expected
+    default = list(read_affectnet(tmp_path, "train"))
+    assert [int(e["expr"]) for e in default] == ([expected] if code < 8 else [])
+
+
+def _non_class_rows(rng):
+    """Codes 1, 8, 9, 0, 10, 6: the three rows with codes 8-10 have VA, one has none."""
+    image = lambda: rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)  # noqa: E731
+    return [
+        ("a.jpg", image(), (0, 0, 12, 12), _points68(rng), 1, 0.5, 0.25),
+        ("b.jpg", image(), (0, 0, 12, 12), _points68(rng), 8, -0.5, 0.5),
+        ("c.jpg", image(), (0, 0, 12, 12), _points68(rng), 9, -2, -2),
+        ("d.jpg", image(), (0, 0, 12, 12), _points68(rng), 0, 0.0, 0.0),
+        ("e.jpg", image(), (0, 0, 12, 12), _points68(rng), 10, 0.75, -0.25),
+        ("f.jpg", image(), (0, 0, 12, 12), _points68(rng), 6, -0.25, 0.75),
+    ]
+
+
+@pytest.mark.parametrize("layout", ["csv", "npy"])
+def test_codes_8_to_10_are_dropped_by_default_as_the_authors_do(tmp_path, layout):
+    rows = _non_class_rows(np.random.default_rng(5))
+    if layout == "csv":
+        _csv_layout(tmp_path, rows)
+    else:
+        _npy_layout(tmp_path, "train_set", {n: (r[1], r[4], r[5], r[6], r[3])
+                                            for n, r in enumerate(rows)})
+    reader = read_affectnet(tmp_path, "train")
+    out = list(reader)
+    assert [int(e["expr"]) for e in out] == [ABAW.index(a) for a in
+                                            ("Happiness", "Neutral", "Anger")]
+    assert len(out) == 3 == count_affectnet(tmp_path, "train")
+    assert reader.dropped == 3 and reader.note == "3 rows with codes 8-10 dropped"
+    stems = [os.path.splitext(os.path.basename(e["file"]))[0] for e in out]
+    assert stems == (["a", "d", "f"] if layout == "csv" else ["0", "3", "5"])
+
+    kept = read_affectnet(tmp_path, "train", drop_non_class=False)
+    out = list(kept)
+    assert len(out) == 6 == count_affectnet(tmp_path, "train", drop_non_class=False)
+    assert [int(e["expr"]) for e in out] == [4, -1, -1, 0, -1, 1]
+    assert [bool(e["va_mask"]) for e in out] == [True, True, False, True, True, True]
+    np.testing.assert_allclose(out[4]["va"], [0.75, -0.25])
+    assert kept.dropped == 0 and kept.note == "3 rows with codes 8-10 kept with expr -1"
+
+
+def test_dropped_rows_are_not_opened(tmp_path):
+    rows = _non_class_rows(np.random.default_rng(6))[:2]  # codes 1 and 8
+    _csv_layout(tmp_path, rows)
+    os.remove(os.path.join(tmp_path, "Manually_Annotated_Images", "b.jpg"))
+    (example,) = read_affectnet(tmp_path, "train")
+    assert example["file"].endswith("a.jpg")
+    with pytest.raises(DataFormatError, match=r"b\.jpg: image file does not exist"):
+        list(read_affectnet(tmp_path, "train", drop_non_class=False))
 
 
 def test_crop_to_face_maps_landmarks_through_crop_and_resize(tmp_path):
