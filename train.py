@@ -7,6 +7,7 @@ same workdir resumes from its latest checkpoint.
 """
 
 import os
+import re
 import sys
 
 from absl import app
@@ -36,23 +37,52 @@ def main(argv: list[str]) -> None:
     train.run(FLAGS.config, workdir)
 
 
+def _config_path(argv: list[str]) -> str:
+    """The ``--config`` file named in ``argv`` ("" if none), without a ``:arg`` suffix."""
+    for i, arg in enumerate(argv):
+        if re.match(r"^--?config=", arg):
+            return arg.split("=", 1)[1].split(":")[0]
+        if arg in ("--config", "-config") and i + 1 < len(argv):
+            return argv[i + 1].split(":")[0]
+    return ""
+
+
+def _config_file_problem(path: str, exc: OSError) -> str:
+    """One line on why the config file ``path`` could not be loaded."""
+    if not path:
+        return " ".join(str(exc).split())
+    if not os.path.exists(path):
+        return f"config file {path!r} does not exist (--config)"
+    cause = exc.__cause__ or exc
+    reason = getattr(cause, "strerror", None) or str(cause)
+    return f"cannot load config file {path!r} (--config): {' '.join(reason.split())}"
+
+
+def _exit_with(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """Parses flags; a bad ``--config`` or ``--config.key`` is one line on stderr, exit 2."""
     try:
         rest = FLAGS(argv)
+        # ml_collections defers a missing or unreadable config file: the flag then holds a
+        # stand-in that raises OSError on first use (or while applying --config.key).
+        getattr(FLAGS.config, "get", None)
+    except OSError as exc:
+        _exit_with(_config_file_problem(_config_path(argv), exc))
+    except SyntaxError as exc:  # in the config file
+        _exit_with(f"config file {exc.filename}:{exc.lineno}: {exc.msg}")
     except (AttributeError, KeyError) as exc:  # an override of a key the config lacks
         name = str(exc).strip("'\" ")
         given = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and name in a]
         where = f" ({given[0]})" if given else ""
-        print(f"error: unknown config key {name!r}{where}; see the config file for the keys",
-              file=sys.stderr)
-        sys.exit(2)
+        _exit_with(f"unknown config key {name!r}{where}; see the config file for the keys")
     except (flags.Error, ValueError, TypeError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(2)
+        _exit_with(" ".join(str(exc).split()))
     if FLAGS.config is None:
-        print("error: --config is required, e.g. --config configs/quickstart.py", file=sys.stderr)
-        sys.exit(2)
+        _exit_with("--config is required, e.g. --config configs/quickstart.py")
     return rest
 
 

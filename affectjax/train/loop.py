@@ -73,6 +73,25 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def make_workdir(workdir: str) -> None:
+    """Creates the run directory; one that cannot be created or written is a `UserError`."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as exc:
+        parent = os.path.dirname(os.path.abspath(workdir))
+        while parent and not os.path.exists(parent) and parent != os.path.dirname(parent):
+            parent = os.path.dirname(parent)
+        if os.path.exists(workdir):
+            reason = "it exists and is not a directory"
+        elif os.path.exists(parent) and not os.path.isdir(parent):
+            reason = f"{parent} is a file, not a directory"
+        else:
+            reason = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot create the workdir {workdir}: {reason} (--workdir)") from None
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise UserError(f"the workdir {workdir} is not writable (--workdir)")
+
+
 def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
     """Trains and evaluates as `config` says, writing everything into `workdir`.
 
@@ -87,9 +106,10 @@ def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
       The content of ``final_metrics.json``.
 
     Raises:
-      UserError: a bad config, missing data (one-line message), or a non-finite loss.
+      UserError: a bad config, missing data, a workdir that cannot be created (one-line
+        message), or a non-finite loss.
     """
-    os.makedirs(workdir, exist_ok=True)
+    make_workdir(workdir)
     with user_errors():
         method = get_method(config.method)
     if method.pipeline is not None:
