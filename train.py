@@ -32,9 +32,9 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.ERROR)  # keep library INFO/WARNING logs off the console
-    from affectjax import train  # pylint: disable=import-outside-toplevel
+    from affectjax import methods  # pylint: disable=import-outside-toplevel
     workdir = FLAGS.workdir or default_workdir(FLAGS["config"].config_filename)
-    train.run(FLAGS.config, workdir)
+    methods.run(FLAGS.config, workdir)
 
 
 def _config_path(argv: list[str]) -> str:

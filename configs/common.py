@@ -12,7 +12,7 @@ def base_config() -> ml_collections.ConfigDict:
     """The defaults: MT-EmotiEffNet on SynthFaces, Adam, one full phase."""
     c = ml_collections.ConfigDict()
     c.seed = 0  # model init, data order, augmentation and dropout all derive from it.
-    c.method = "emotieffnet"  # key of affectjax.train.METHODS.
+    c.method = "emotieffnet"  # key of affectjax.methods.METHODS.
     # Model: affectjax.models.create(name, **rest).
     c.model = ml_collections.ConfigDict(dict(
         name="emotieffnet", backbone="tf_efficientnet_b0", num_expressions=8,

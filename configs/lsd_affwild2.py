@@ -11,7 +11,7 @@ Training set: the challenge's 277,251 synthetic 112x112 faces as a class-folder 
 ``ANGER`` or ``happiness``, map automatically, otherwise give ``lsd.train.class_names``
 {folder: ABAW name}), enlarged x2 (``lsd.super_resolution``; bicubic by default, the
 authors used Real-ESRGAN x4plus at scale 2: register it as
-`affectjax.data.super_resolution` explains) to the network's 224 px. Validation: the
+`affectjax.methods.emotieffnet.super_resolution` explains) to the network's 224 px. Validation: the
 Aff-Wild2 MTL validation frames (``affwild2_mtl`` builder, ``data.manual_dir``) with
 Neutral and Other removed, as the paper's "val set from MTL". Pre-trained weights: the
 authors' MT-EmotiEffNet converted with its head in ABAW order

@@ -68,7 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
         # seed) or image_folder (root, image_size, optional class_names).
         train=dict(source="synthfaces", domain="studio", image_size=32, num_examples=2400,
                    seed=1),
-        super_resolution="bicubic",  # a key of affectjax.data.super_resolution.SUPER_RESOLUTION
+        super_resolution="bicubic",  # a key of affectjax.methods.emotieffnet.super_resolution.SUPER_RESOLUTION
         sr_scale=2.0,
         scores="softmax",  # softmax (posterior probabilities, paper) | logits
         blend_grid=11))  # w on linspace(0, 1, blend_grid)

@@ -56,6 +56,6 @@ def get_config(arg: str = "separate") -> ml_collections.ConfigDict:
     c.model.va_feeds_heads = True  # Fig. 1: the VA output also feeds EXPR and AU.
     c.batch_size = 256
     phases = {"separate": "separate_phases", "simultaneous": "simultaneous_phases"}
-    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
     c.phase_order, c.phases = getattr(mtl_heads, phases[arg])(epochs=10, learning_rate=1e-3)
     return c

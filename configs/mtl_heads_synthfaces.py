@@ -49,7 +49,7 @@ from configs import quickstart
 
 
 def get_config(arg: str = "separate") -> ml_collections.ConfigDict:
-    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
 
     backbone = quickstart.get_config()
     c = common.base_config()

@@ -6,9 +6,9 @@ import os
 import ml_collections
 import pytest
 
-from affectjax import train
+from affectjax import methods
 from affectjax.data.builders import MANUAL
-from affectjax.features import load_config
+from affectjax.methods.emotieffnet.features import load_config
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 HELPERS = ("common.py",)  # shared defaults, not a run
@@ -24,7 +24,7 @@ def _load(name):
 def test_config_loads(name):
     config = _load(name)
     assert isinstance(config, ml_collections.ConfigDict)
-    assert config.method in train.METHODS, (name, config.method, sorted(train.METHODS))
+    assert config.method in methods.METHODS, (name, config.method, sorted(methods.METHODS))
     assert config.data.name and config.batch_size > 0 and config.phase_order
 
 
@@ -50,7 +50,7 @@ def test_real_data_config_without_its_data_is_one_line(name, manual_dir, tmp_pat
     config.data.data_dir = str(tmp_path / "tfds")
     config.data.manual_dir = manual_dir
     with pytest.raises(SystemExit) as exc:
-        train.run(config, str(tmp_path / "run"))
+        methods.run(config, str(tmp_path / "run"))
     assert exc.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines

@@ -18,6 +18,12 @@ A balancer is a NamedTuple of four pure functions, in the spirit of an optax
   balancers), updated by the train step's optimiser alongside the model parameters.
 * `combine(params, weights, losses) -> total`: the scalar total loss. For most balancers
   it is sum_k w_k L_k; uncertainty weighting adds its learned terms here.
+* `param_loss` (optional, None for most): `(params, grad_norms, losses, state, *,
+  present=None) -> scalar`, a loss of the balancer's own whose gradient w.r.t. `params`
+  the train step adds to theirs, given the (K,) norms of the gradients of the
+  unweighted task losses w.r.t. the shared parameters (GradNorm's L_grad). `combine`
+  gives such parameters no gradient; this is how they learn
+  (`affectjax.train.steps.make_train_step`).
 """
 
 import operator
@@ -39,6 +45,7 @@ class Balancer(NamedTuple):
     update: Callable[..., tuple[Array, NamedTuple]]
     init_params: Callable[[int], PyTree]
     combine: Callable[[PyTree, Array, Array], Array]
+    param_loss: Callable[..., Array] | None = None
 
 
 def check_num_tasks(num_tasks: int) -> int:

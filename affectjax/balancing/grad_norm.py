@@ -150,7 +150,9 @@ def gradnorm(alpha: float = 1.5, initial_losses: str = "first_step") -> base.Bal
     Returns:
       A `Balancer`: `init_params(K)` = `{"logits": zeros(K)}` (weights start at 1);
       `update` records L(0) and returns ones; `combine(params, weights, losses)` =
-      sum_k weights_k sg(K softmax(a))_k L_k. The logits are trained by `gradnorm_loss`.
+      sum_k weights_k sg(K softmax(a))_k L_k. The logits are trained by `gradnorm_loss`,
+      which `param_loss(params, grad_norms, losses, state, present=None)` wraps (0 while
+      `state.active` is False), so `affectjax.train.steps.make_train_step` trains them.
     """
     if not alpha >= 0:
         raise ValueError(f"alpha must be non-negative, got {alpha!r}")
@@ -196,4 +198,10 @@ def gradnorm(alpha: float = 1.5, initial_losses: str = "first_step") -> base.Bal
         task_weights = jax.lax.stop_gradient(gradnorm_weights(params))
         return jnp.sum(weights * task_weights * losses)
 
-    return base.Balancer(init, update, init_params, combine)
+    def param_loss(params: dict, grad_norms: jax.Array, losses: jax.Array,
+                   state: GradNormState, *, present=None) -> jax.Array:
+        value = gradnorm_loss(params, grad_norms, losses, state.initial_losses,
+                              alpha=alpha, present=present)
+        return jnp.where(state.active, value, 0.0)
+
+    return base.Balancer(init, update, init_params, combine, param_loss)

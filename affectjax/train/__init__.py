@@ -1,14 +1,14 @@
-"""The trainer: train state, optimizers, step factories, methods and the training loop.
+"""The generic trainer: train state, optimizers, step factories and the training loop.
 
-    from affectjax import train
-    train.run(config, workdir)                 # the CLI entry (one-line errors, exit 2)
-    train.train_and_evaluate(config, workdir)  # the same, raising `train.UserError`
+It names no method: a method (`affectjax.methods`) describes itself as a `Method` and
+the trainer runs it::
+
+    from affectjax import methods, train
+    train.train_and_evaluate(config, workdir, methods.get_method(config.method))
+    methods.train_and_evaluate(config, workdir)   # the same, resolving config.method
 
 Pieces for custom loops: `TrainState`, `create_train_state`, `build_optimizer`,
-`make_train_step`, `make_eval_step`, `METHODS`, `Checkpointer`, `evaluate`.
-
-Methods defined in their own modules (which import `affectjax.train.methods`) are
-registered in `METHODS` here, the one place, so any import of the trainer sees them.
+`make_train_step`, `make_eval_step`, `default_apply`, `Checkpointer`, `evaluate`.
 """
 
 from affectjax.train.checkpoint import Checkpointer
@@ -17,26 +17,21 @@ from affectjax.train.errors import DataError
 from affectjax.train.errors import NonFiniteLossError
 from affectjax.train.errors import UserError
 from affectjax.train.evaluation import evaluate
+from affectjax.train.loop import cli_errors
 from affectjax.train.loop import run
 from affectjax.train.loop import train_and_evaluate
-from affectjax.train.lsd import LSD
-from affectjax.train.methods import METHODS
-from affectjax.train.methods import Method
-from affectjax.train.methods import get_method
-from affectjax.train.mtl_heads import MTL_HEADS
+from affectjax.train.method import Method
 from affectjax.train.optim import build_optimizer
 from affectjax.train.setup import setup_run
 from affectjax.train.state import TrainState
 from affectjax.train.state import create_train_state
+from affectjax.train.steps import default_apply
 from affectjax.train.steps import make_eval_step
 from affectjax.train.steps import make_train_step
 
-METHODS[MTL_HEADS.name] = MTL_HEADS
-METHODS[LSD.name] = LSD
-
 __all__ = [
-    "Checkpointer", "ConfigError", "DataError", "METHODS", "Method", "NonFiniteLossError",
-    "TrainState", "UserError", "build_optimizer", "create_train_state", "evaluate",
-    "get_method", "make_eval_step", "make_train_step", "run", "setup_run",
+    "Checkpointer", "ConfigError", "DataError", "Method", "NonFiniteLossError",
+    "TrainState", "UserError", "build_optimizer", "cli_errors", "create_train_state",
+    "default_apply", "evaluate", "make_eval_step", "make_train_step", "run", "setup_run",
     "train_and_evaluate",
 ]

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from affectjax.train.methods import Method
+from affectjax.train.method import Method
 
 
 def _to_host(tree: Any) -> Any:

@@ -16,6 +16,7 @@ evaluation (``method.best_metric``) is also checkpointed to ``best/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -30,7 +31,7 @@ from affectjax.train import evaluation as eval_lib
 from affectjax.train import logs
 from affectjax.train import plots
 from affectjax.train.errors import ConfigError, NonFiniteLossError, UserError, one_line
-from affectjax.train.methods import get_method
+from affectjax.train.method import Method
 from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
 
 
@@ -92,15 +93,18 @@ def make_workdir(workdir: str) -> None:
         raise UserError(f"the workdir {workdir} is not writable (--workdir)")
 
 
-def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
-    """Trains and evaluates as `config` says, writing everything into `workdir`.
+def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, Any]:
+    """Trains and evaluates `method` as `config` says, writing everything into `workdir`.
 
     Resumes from ``workdir/checkpoints`` when a checkpoint exists. A method with a
-    ``pipeline`` (`affectjax.train.methods.Method`) runs that instead of the loop.
+    ``pipeline`` (`affectjax.train.method.Method`) runs that instead of the loop (its
+    stages call this function again with their own method and config).
+    `affectjax.methods.train_and_evaluate` resolves ``config.method`` and calls this.
 
     Args:
       config: the run's `ml_collections.ConfigDict` (see ``configs/``).
       workdir: the run directory (created if needed).
+      method: the `Method` to train.
 
     Returns:
       The content of ``final_metrics.json``.
@@ -110,20 +114,19 @@ def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
         message), or a non-finite loss.
     """
     make_workdir(workdir)
-    with user_errors():
-        method = get_method(config.method)
     if method.pipeline is not None:
         return method.pipeline(config, workdir)
     with user_errors():
-        run = setup_run(config, workdir)
+        run = setup_run(config, workdir, method)
     return _train(run, config, workdir)
 
 
 def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
     method, phases = run.method, run.phases
     checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.get("keep_checkpoints", 2))
-    state, phase_index, best = run.state, 0, {"metric": method.best_metric, "value": None,
-                                              "step": None}
+    state, phase_index = run.state, 0
+    best = {"metric": method.best_metric, "mode": method.best_mode, "value": None,
+            "step": None}
     latest = checkpointer.latest_step()
     if latest is not None:
         meta = checkpointer.restore_meta(latest)
@@ -156,8 +159,9 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
             max_points=config.get("max_plot_points", 4000))
         log.write(step, "eval", scalars)
         value = scalars[method.best_metric]
-        if best["value"] is None or value > best["value"]:
-            best = {"metric": method.best_metric, "value": value, "step": step}
+        if method.is_better(value, best["value"]):
+            best = {"metric": method.best_metric, "mode": method.best_mode, "value": value,
+                    "step": step}
             checkpointer.save(state, meta(), best=True)
             log.write(step, "best", {method.best_metric: value})
         return scalars, arrays
@@ -221,18 +225,25 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
     return final
 
 
-def run(config: Any, workdir: str) -> dict[str, Any]:
-    """The command-line entry: `train_and_evaluate`, with user errors as one line.
+@contextlib.contextmanager
+def cli_errors():
+    """Ends the program with one ``error:`` line for the user's mistakes.
 
     A `UserError` (bad config value, unknown name, missing data) prints
     ``error: <message>`` on stderr and exits with status 2; a non-finite loss exits
     with status 1 (the last good checkpoint is kept).
     """
     try:
-        return train_and_evaluate(config, workdir)
+        yield
     except NonFiniteLossError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     except UserError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def run(config: Any, workdir: str, method: Method) -> dict[str, Any]:
+    """The command-line entry: `train_and_evaluate` under `cli_errors`."""
+    with cli_errors():
+        return train_and_evaluate(config, workdir, method)

@@ -65,21 +65,28 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
     return save_figure(fig, path, axes=(ax_loss, ax_eval))
 
 
-def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: str) -> str:
-    """Row-normalised confusion matrix (rows true, columns predicted) with counts."""
+def plot_confusion(cm: np.ndarray, class_names: Sequence[str] | None, path: str) -> str:
+    """Row-normalised confusion matrix (rows true, columns predicted) with counts.
+
+    `class_names` must name every row (the method's ``class_names``); None labels the
+    rows by class index.
+    """
     cm = np.asarray(cm)
+    names = [str(k) for k in range(cm.shape[0])] if class_names is None else list(class_names)
+    if len(names) != cm.shape[0]:
+        raise ValueError(f"{len(names)} class names {names} for a {cm.shape[0]}-class "
+                         "confusion matrix")
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
     fig, ax = plt.subplots(figsize=(6, 5.2))
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = list(class_names)[: cm.shape[0]]
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title="expression confusion matrix")
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046)
     return save_figure(fig, path)
 
@@ -100,7 +107,7 @@ def plot_va_scatter(pred: np.ndarray, true: np.ndarray, path: str, *,
 
 def write_plots(workdir: str, records: Sequence[Mapping[str, Any]],
                 scalars: Mapping[str, float], arrays: Mapping[str, np.ndarray],
-                class_names: Sequence[str]) -> list[str]:
+                class_names: Sequence[str] | None) -> list[str]:
     """Writes every plot the run has data for into ``workdir/plots``; returns the paths."""
     out = os.path.join(workdir, "plots")
     os.makedirs(out, exist_ok=True)

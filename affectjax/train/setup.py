@@ -23,7 +23,7 @@ from affectjax.train import optim
 from affectjax.train import sharding
 from affectjax.train import steps as steps_lib
 from affectjax.train.errors import ConfigError, DataError, UserError, one_line
-from affectjax.train.methods import EXPRESSIONS, Method, get_method
+from affectjax.train.method import Method
 from affectjax.train.state import TrainState, create_train_state
 
 
@@ -77,15 +77,21 @@ class RunSetup:
     steps_per_epoch: int
     eval_step: Callable[..., Any]
     optimizer_config: Any
-    class_names: tuple[str, ...]
+    class_names: tuple[str, ...] | None
 
     def phase_optimizer(self, phase: Phase, balancer_params: Any):
-        """``(tx, schedule)`` of `phase`."""
+        """``(tx, schedule)`` of `phase` (the method's optimizer builder, or the default)."""
         labels = optim.trainable_labels(self.group_labels, balancer_params, phase.trainable)
-        return optim.build_optimizer(
+        build = self.method.build_optimizer or optim.build_optimizer
+        return build(
             self.optimizer_config, learning_rate=phase.learning_rate, labels=labels,
             steps_per_epoch=self.steps_per_epoch, total_steps=phase.end - phase.start,
             lr_multipliers=phase.lr_multipliers)
+
+    def shared_mask(self) -> Any:
+        """Bools over the parameters: the method's ``shared_group`` (None: all True)."""
+        group = self.method.shared_group
+        return jax.tree.map(lambda g: group is None or g == group, self.group_labels)
 
     def make_train_step(self, phase: Phase) -> Callable[..., Any]:
         """The jitted train step of `phase` (traced once)."""
@@ -93,7 +99,8 @@ class RunSetup:
         step = steps_lib.make_train_step(
             self.loss_fn, self.balancer, task_names=self.method.task_names,
             steps_per_epoch=self.steps_per_epoch, schedule=schedule,
-            phase_start=phase.start, inputs_fn=self.method.inputs_fn)
+            phase_start=phase.start, inputs_fn=self.method.inputs_fn,
+            apply=self.method.apply_fn(self.model), shared_mask=self.shared_mask())
         return steps_lib.jit_train_step(step, state_sharding=sharding.replicated(self.mesh),
                                         data_sharding=sharding.data_sharding(self.mesh))
 
@@ -168,8 +175,22 @@ def _merge_pretrained(variables: dict[str, Any], path: str) -> dict[str, Any]:
     return merged
 
 
-def setup_run(config: Any, workdir: str) -> RunSetup:
-    """Resolves `config` into a ready-to-train `RunSetup` (see the module docstring)."""
+def _pipeline_data(config: Any, *, seed: int) -> tuple[Any, Any, Any]:
+    """The default data of a run: one `affectjax.data.pipeline` source per split."""
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+    batch_size = int(config.batch_size)
+    eval_batch_size = config.get("eval_batch_size", 0) or batch_size
+    train_source = pipeline.create_source(config.data, config.data.train_split)
+    eval_source = pipeline.create_source(config.data, config.data.eval_split)
+    train_loader = pipeline.Loader(train_source, batch_size=batch_size, shuffle=True,
+                                   seed=seed, train=True, data_config=config.data)
+    eval_loader = pipeline.Loader(eval_source, batch_size=eval_batch_size, shuffle=False,
+                                  seed=seed, train=False, data_config=config.data)
+    return train_loader, eval_loader, train_source
+
+
+def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
+    """Resolves `config` into a ready-to-train `RunSetup` of `method` (module docstring)."""
     del workdir
     if config.get("distributed", False):
         # Auto-detects Cloud TPU, SLURM, Open MPI and Kubernetes clusters; elsewhere give
@@ -182,12 +203,12 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
 
     # Names first (cheap), so a typo fails before any data is prepared.
-    method = get_method(config.method)
     model = method.build_model(config)
     bcfg = (config.balancer.to_dict() if hasattr(config.balancer, "to_dict")
             else dict(config.balancer))
     balancer = balancing.create(bcfg.pop("name"), **bcfg)
-    pipeline.get_builder_class(config.data.name)
+    if method.make_data is None:
+        pipeline.get_builder_class(config.data.name)
     if config.optimizer.name not in optim.OPTIMIZERS:
         raise KeyError(f"unknown optimizer.name {config.optimizer.name!r}; choose one of "
                        f"{list(optim.OPTIMIZERS)}")
@@ -204,12 +225,8 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     sharding.check_batch_size(batch_size, mesh)
     sharding.check_batch_size(eval_batch_size, mesh)
 
-    train_source = pipeline.create_source(config.data, config.data.train_split)
-    eval_source = pipeline.create_source(config.data, config.data.eval_split)
-    train_loader = pipeline.Loader(train_source, batch_size=batch_size, shuffle=True,
-                                   seed=config.seed, train=True, data_config=config.data)
-    eval_loader = pipeline.Loader(eval_source, batch_size=eval_batch_size, shuffle=False,
-                                  seed=config.seed, train=False, data_config=config.data)
+    make_data = method.make_data or _pipeline_data
+    train_loader, eval_loader, train_source = make_data(config, seed=config.seed)
     steps_per_epoch = config.get("steps_per_epoch", 0) or train_loader.steps_per_epoch
     if steps_per_epoch <= 0:
         raise DataError(f"the training split has fewer than batch_size={batch_size} examples")
@@ -236,7 +253,8 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
                                 keys=method.batch_keys),
         train_loader=train_loader, eval_loader=eval_loader, batch_size=batch_size,
         steps_per_epoch=int(steps_per_epoch), eval_step=None,
-        optimizer_config=config.optimizer, class_names=EXPRESSIONS)
+        optimizer_config=config.optimizer,
+        class_names=tuple(method.class_names(config)) if method.class_names else None)
     tx, _ = run.phase_optimizer(phases[0], balancer_params)
     state = create_train_state(variables=variables, apply_fn=model.apply, tx=tx,
                                balancer_state=balancer.init(num_tasks),
@@ -245,6 +263,7 @@ def setup_run(config: Any, workdir: str) -> RunSetup:
     run.state = sharding.replicate(state, replicated)
     run.rng = sharding.replicate(rng, replicated)
     run.eval_step = steps_lib.jit_eval_step(
-        steps_lib.make_eval_step(method.eval_stats, inputs_fn=method.inputs_fn),
+        steps_lib.make_eval_step(method.eval_stats, inputs_fn=method.inputs_fn,
+                                 apply=method.apply_fn(model)),
         state_sharding=replicated, data_sharding=sharding.data_sharding(mesh))
     return run

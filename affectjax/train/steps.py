@@ -2,9 +2,11 @@
 
 `make_train_step` is written once for every method and balancer:
 
-1. forward with ``train=True`` (dropout rng = ``fold_in(rng, state.step)``), BatchNorm
-   statistics as a mutable collection;
-2. the method's task losses ``{task: scalar}`` stacked in ``task_names`` order;
+1. forward with ``train=True`` through the method's apply (`default_apply`: dropout rng
+   = ``fold_in(rng, state.step)``, BatchNorm statistics as a mutable collection);
+2. the method's task losses ``{task: scalar}`` stacked in ``task_names`` order; a loss
+   function that declares ``step`` or ``epoch`` keyword parameters receives the global
+   step and the 0-based epoch (CCT's lambda ramp);
 3. ``weights, bstate = balancer.update(bstate, stop_gradient(losses), epoch=epoch)`` and
    ``total = balancer.combine(balancer_params, weights, losses)``. A loss function may
    also report which tasks have labels in the batch by returning
@@ -13,9 +15,15 @@
    labelled sample in the batch (cross-dataset training, masked labels) leaves the
    balancer's statistics for it unchanged (`affectjax.balancing.base`);
 4. gradients of ``total`` w.r.t. ``{"model": params, "balancer": balancer_params}``;
-   the optimizer update gets ``grad_fn`` so SAM can re-evaluate the gradient at its
+   a balancer with a loss of its own (``Balancer.param_loss``: GradNorm) also gets the
+   gradient of that loss w.r.t. its parameters, from the per-task gradient norms of the
+   shared parameters (``shared_mask``), in the same jitted step;
+5. the optimizer update gets ``grad_fn`` so SAM can re-evaluate the gradient at its
    perturbed point (`affectjax.train.optim`);
-5. metrics stay on device (no host sync): the loop fetches them on log steps.
+6. metrics stay on device (no host sync): the loop fetches them on log steps. The
+   logged ``weight/<task>`` is the effective weight of the task, d total / d L_k: the
+   factor each task loss is multiplied by, whatever the balancer (UW's 1/(2 e^s_k),
+   GradNorm's K softmax(a)_k).
 
 The factories return plain functions; `affectjax.train.loop` jits them once per phase with
 the state donated (``donate_argnums=(0,)``) and explicit shardings (`jit_train_step`).
@@ -23,24 +31,59 @@ the state donated (``donate_argnums=(0,)``) and explicit shardings (`jit_train_s
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from affectjax import balancing
 from affectjax.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
 TaskValues = Mapping[str, jax.Array]
-LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array], Batch],
-                  TaskValues | tuple[TaskValues, TaskValues]]
+LossFn = Callable[..., TaskValues | tuple[TaskValues, TaskValues]]
 InputsFn = Callable[[Batch], tuple[jax.Array, ...]]
+ApplyFn = Callable[..., tuple[tuple[Any, Any], dict[str, Any]]]
 
 
 def image_inputs(batch: Batch) -> tuple[jax.Array, ...]:
     """The default model inputs: ``(batch["image"],)``."""
     return (batch["image"],)
+
+
+def default_apply(model: Any) -> ApplyFn:
+    """The plain forward pass of a flax `model` (or of its ``apply`` function).
+
+    Returns:
+      ``apply(variables, *inputs, train, rng=None) -> ((outputs, intermediates),
+      mutated)``: in training BatchNorm statistics are the mutable collection
+      (``mutated = {"batch_stats": ...}``, ``{}`` for a model without BatchNorm) and
+      `rng` is the dropout key; in inference nothing is mutated.
+    """
+    model_apply = getattr(model, "apply", model)
+
+    def apply(variables, *inputs, train: bool, rng=None):
+        if not train:
+            return model_apply(variables, *inputs, train=False), {}
+        rngs = {"dropout": rng} if rng is not None else {}
+        out, mutated = model_apply(variables, *inputs, train=True, mutable=["batch_stats"],
+                                   rngs=rngs)
+        return out, dict(mutated)
+
+    return apply
+
+
+def _step_keywords(loss_fn: LossFn) -> tuple[str, ...]:
+    """Which of ``step``/``epoch`` the loss function declares (``**kwargs``: both)."""
+    try:
+        params = inspect.signature(loss_fn).parameters
+    except (TypeError, ValueError):
+        return ()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return ("step", "epoch")
+    return tuple(k for k in ("step", "epoch") if k in params)
 
 
 def _presence_vector(presence: TaskValues, task_names: tuple[str, ...]) -> jax.Array:
@@ -59,9 +102,30 @@ def _presence_vector(presence: TaskValues, task_names: tuple[str, ...]) -> jax.A
     return jnp.stack(values)
 
 
+def _split(tree: Any, mask: Any) -> tuple[list, Callable[[list], Any]]:
+    """The leaves of `tree` where `mask` is True, and a function putting them back."""
+    leaves, treedef = jax.tree.flatten(tree)
+    keep = jax.tree.leaves(mask)
+    if len(keep) != len(leaves):
+        raise ValueError(f"shared_mask has {len(keep)} leaves but the parameters have "
+                         f"{len(leaves)}")
+    chosen = [leaf for leaf, k in zip(leaves, keep) if k]
+    if not chosen:
+        raise ValueError("shared_mask selects no parameter: GradNorm needs the shared "
+                         "parameters of the tasks")
+
+    def merge(new: list) -> Any:
+        it = iter(new)
+        return jax.tree.unflatten(treedef, [next(it) if k else leaf
+                                            for leaf, k in zip(leaves, keep)])
+
+    return chosen, merge
+
+
 def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str],
                     steps_per_epoch: int, schedule: optax.Schedule | None = None,
                     phase_start: int = 0, inputs_fn: InputsFn = image_inputs,
+                    apply: ApplyFn | None = None, shared_mask: Any = None,
                     ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """Builds the train step of a multi-task method.
 
@@ -70,57 +134,93 @@ def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str]
         masked task losses; it must fold ``batch["valid"]`` into its masks when present),
         or ``-> ({task: scalar loss}, {task: bool scalar})`` whose second dict marks the
         tasks with at least one labelled sample in the batch; it is passed to the
-        balancer as ``present`` (one entry per task of `task_names`).
-      balancer: an `affectjax.balancing` ``Balancer(init, update, init_params, combine)``.
+        balancer as ``present`` (one entry per task of `task_names`). If it declares
+        keyword parameters ``step`` and/or ``epoch`` it receives them (int32 scalars).
+      balancer: an `affectjax.balancing` ``Balancer``.
       task_names: order of the tasks in the loss vector the balancer sees.
       steps_per_epoch: optimizer steps per epoch; ``epoch = step // steps_per_epoch``.
       schedule: the phase's learning-rate schedule, only for the ``lr`` metric.
       phase_start: global step at which the phase (and its schedule count) started.
       inputs_fn: ``batch -> model positional inputs``.
+      apply: the method's forward ``apply(variables, *inputs, train, rng)``
+        (`default_apply` of ``state.apply_fn`` when None).
+      shared_mask: a tree of bools over the model parameters marking the parameters
+        shared by the tasks, for a balancer with a ``param_loss`` (GradNorm); None =
+        all parameters.
 
     Returns:
       ``step(state, batch, rng) -> (state, metrics)`` with metrics ``loss`` (the balanced
-      total), ``loss/<task>``, ``weight/<task>``, ``grad_norm`` and ``lr``; `rng` is the
-      run's base key (the step folds in ``state.step``).
+      total), ``loss/<task>``, ``weight/<task>`` (the effective weight d total / d L_k),
+      ``grad_norm`` and ``lr``; `rng` is the run's base key (the step folds in
+      ``state.step``).
     """
     task_names = tuple(task_names)
+    step_keywords = _step_keywords(loss_fn)
+    param_loss = getattr(balancer, "param_loss", None)
 
-    def objective(trainable, state: TrainState, batch: Batch, rng, epoch):
-        variables = {"params": trainable["model"]}
+    def task_losses(params, state: TrainState, batch: Batch, rng, step, epoch):
+        forward = apply or default_apply(state.apply_fn)
+        variables = {"params": params}
         if state.batch_stats:
             variables["batch_stats"] = state.batch_stats
-        (outputs, intermediates), new_vars = state.apply_fn(
-            variables, *inputs_fn(batch), train=True, mutable=["batch_stats"],
-            rngs={"dropout": rng})
-        losses = loss_fn(outputs, intermediates, batch)
-        presence = {}
+        (outputs, intermediates), mutated = forward(variables, *inputs_fn(batch), train=True,
+                                                    rng=rng)
+        extra = {k: v for k, v in (("step", step), ("epoch", epoch)) if k in step_keywords}
+        losses = loss_fn(outputs, intermediates, batch, **extra)
+        presence = None
         if isinstance(losses, tuple):
             losses, presence_dict = losses
-            presence = {"present": _presence_vector(presence_dict, task_names)}
+            presence = _presence_vector(presence_dict, task_names)
         vector = jnp.stack([jnp.asarray(losses[name], jnp.float32) for name in task_names])
+        return vector, (mutated.get("batch_stats", state.batch_stats), presence)
+
+    def objective(trainable, state: TrainState, batch: Batch, rng, step, epoch):
+        vector, (batch_stats, presence) = task_losses(trainable["model"], state, batch, rng,
+                                                      step, epoch)
+        kwargs = {} if presence is None else {"present": presence}
         weights, balancer_state = balancer.update(
-            state.balancer_state, jax.lax.stop_gradient(vector), epoch=epoch, **presence)
+            state.balancer_state, jax.lax.stop_gradient(vector), epoch=epoch, **kwargs)
         total = balancer.combine(trainable["balancer"], weights, vector)
-        aux = (new_vars.get("batch_stats", state.batch_stats), balancer_state, vector, weights)
-        return total, aux
+        return total, (batch_stats, balancer_state, vector, weights, presence)
+
+    def balancer_grads(state: TrainState, batch, rng, step, epoch, vector, presence,
+                       balancer_state):
+        """The gradient of the balancer's own loss (GradNorm) w.r.t. its parameters."""
+        mask = shared_mask if shared_mask is not None else jax.tree.map(
+            lambda _: True, state.params)
+        shared, merge = _split(state.params, mask)
+        norms = balancing.per_task_grad_norms(
+            lambda w: task_losses(merge(w), state, batch, rng, step, epoch)[0], shared)
+        return jax.grad(param_loss)(state.balancer_params, norms,
+                                    jax.lax.stop_gradient(vector), balancer_state,
+                                    present=presence)
 
     def step(state: TrainState, batch: Batch, rng: jax.Array):
         rng = jax.random.fold_in(rng, state.step)
         epoch = (state.step // steps_per_epoch).astype(jnp.int32)
-        (total, (batch_stats, balancer_state, vector, weights)), grads = jax.value_and_grad(
-            objective, has_aux=True)(state.trainable, state, batch, rng, epoch)
+        (total, aux), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.trainable, state, batch, rng, state.step, epoch)
+        batch_stats, balancer_state, vector, weights, presence = aux
+        if param_loss is not None:
+            grads = dict(grads, balancer=jax.tree.map(
+                jnp.add, grads["balancer"],
+                balancer_grads(state, batch, rng, state.step, epoch, vector, presence,
+                               balancer_state)))
 
         def grad_fn(trainable, _):  # SAM's gradient at the perturbed point.
-            return jax.grad(lambda t: objective(t, state, batch, rng, epoch)[0])(trainable)
+            return jax.grad(lambda t: objective(t, state, batch, rng, state.step,
+                                                epoch)[0])(trainable)
 
         updates, opt_state = state.tx.update(grads, state.opt_state, state.trainable,
                                              grad_fn=grad_fn)
         new_state = state.apply_updates(updates, opt_state, batch_stats=batch_stats,
                                         balancer_state=balancer_state)
+        effective = jax.grad(lambda v: balancer.combine(state.balancer_params, weights, v))(
+            jax.lax.stop_gradient(vector))
         metrics = {"loss": total, "grad_norm": optax.tree.norm(grads["model"])}
         for i, name in enumerate(task_names):
             metrics[f"loss/{name}"] = vector[i]
-            metrics[f"weight/{name}"] = weights[i]
+            metrics[f"weight/{name}"] = effective[i]
         if schedule is not None:
             metrics["lr"] = jnp.asarray(schedule(state.step - phase_start), jnp.float32)
         return new_state, metrics
@@ -129,6 +229,7 @@ def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str]
 
 
 def make_eval_step(stats_fn: Callable[..., Any], *, inputs_fn: InputsFn = image_inputs,
+                   apply: ApplyFn | None = None,
                    ) -> Callable[[TrainState, Batch], tuple[Any, Any]]:
     """Builds the evaluation step.
 
@@ -136,15 +237,17 @@ def make_eval_step(stats_fn: Callable[..., Any], *, inputs_fn: InputsFn = image_
       stats_fn: ``(outputs, intermediates, batch) -> pytree`` of per-batch sufficient
         statistics (padding excluded via ``batch["valid"]``).
       inputs_fn: ``batch -> model positional inputs``.
+      apply: the method's forward (`default_apply` of ``state.apply_fn`` when None).
 
     Returns:
       ``eval_step(state, batch) -> (stats, outputs)`` with the model in inference mode.
     """
     def eval_step(state: TrainState, batch: Batch):
+        forward = apply or default_apply(state.apply_fn)
         variables = {"params": state.params}
         if state.batch_stats:
             variables["batch_stats"] = state.batch_stats
-        outputs, intermediates = state.apply_fn(variables, *inputs_fn(batch), train=False)
+        (outputs, intermediates), _ = forward(variables, *inputs_fn(batch), train=False)
         return stats_fn(outputs, intermediates, batch), outputs
 
     return eval_step

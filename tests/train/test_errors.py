@@ -15,6 +15,7 @@ from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-posit
 
 from affectjax import convert  # noqa: E402
 from affectjax import models  # noqa: E402
+from affectjax import methods  # noqa: E402
 from affectjax.train import loop  # noqa: E402
 from affectjax.train import setup  # noqa: E402
 
@@ -43,7 +44,7 @@ def _config(tmp_path, **changes):
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, changes, expected):
     with pytest.raises(SystemExit) as info:
-        loop.run(_config(tmp_path, **changes), str(tmp_path / "run"))
+        methods.run(_config(tmp_path, **changes), str(tmp_path / "run"))
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err

@@ -25,6 +25,7 @@ from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-posit
 import jax  # noqa: E402  pylint: disable=wrong-import-position
 import orbax.checkpoint as ocp  # noqa: E402  pylint: disable=wrong-import-position
 
+from affectjax import methods  # noqa: E402
 from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import setup  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
@@ -34,7 +35,8 @@ TOTAL_STEPS = 9  # 1 epoch head-only + 2 epochs all weights, 3 steps per epoch.
 DRIVER = textwrap.dedent("""
     import json, os, signal, sys
     import ml_collections
-    from affectjax.train import checkpoint, loop
+    from affectjax import methods
+    from affectjax.train import checkpoint
 
     config = ml_collections.ConfigDict(json.load(open(sys.argv[1])))
     kill_at = int(sys.argv[3])
@@ -45,7 +47,7 @@ DRIVER = textwrap.dedent("""
             if not best and int(state.step) == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
         checkpoint.Checkpointer.save = save_then_die
-    loop.run(config, sys.argv[2])
+    methods.run(config, sys.argv[2])
 """)
 
 
@@ -88,7 +90,7 @@ def _reference_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_e2e")
     config = tiny_config(root / "data")
     workdir = str(root / "reference")
-    final = loop.run(config, workdir)
+    final = methods.run(config, workdir)
     return {"root": root, "config": config, "workdir": workdir, "final": final}
 
 
@@ -135,7 +137,7 @@ def test_writes_checkpoints_logs_metrics_and_plots(reference):
 
 def test_rerun_after_the_end_reproduces_the_metrics(reference, capsys, fast_compile):
     with fast_compile():
-        final = loop.run(reference["config"], reference["workdir"])
+        final = methods.run(reference["config"], reference["workdir"])
     assert final["eval"] == reference["final"]["eval"]
     assert "done: 9 steps" in capsys.readouterr().out
 
@@ -181,7 +183,7 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
     config = reference["config"]
     workdir = str(tmp_path / "nan")
     with fast_compile():
-        run = setup.setup_run(config, workdir)
+        run = setup.setup_run(config, workdir, methods.get_method(config.method))
     clean = run.train_loader.iterate
 
     def poisoned(start_step=0):
@@ -193,7 +195,7 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
     run.train_loader.iterate = poisoned
     monkeypatch.setattr(loop, "setup_run", lambda *_: run)
     with pytest.raises(SystemExit) as info, fast_compile():
-        loop.run(config, workdir)
+        methods.run(config, workdir)
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: non-finite loss") and "at step 3" in err

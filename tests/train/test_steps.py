@@ -11,7 +11,7 @@ import pytest
 
 from affectjax import balancing
 from affectjax import losses
-from affectjax.train import methods
+from affectjax.methods.emotieffnet import pretrain as methods
 from affectjax.train import optim
 from affectjax.train import steps
 from affectjax.train.state import create_train_state
@@ -130,7 +130,8 @@ def test_emotieffnet_task_losses_sum_to_eq1(monkeypatch):
     cfg = ml_collections.ConfigDict(dict(model=dict(num_expressions=8),
                                          loss=dict(class_weights=True, ccc_ddof=0, ccc_eps=0.0)))
     loss_fn = methods.EMOTIEFFNET.make_loss(cfg, _Source())
-    parts = loss_fn(outputs, {}, batch)
+    parts, present = loss_fn(outputs, {}, batch)
+    assert bool(present["va"]) and bool(present["expr"])
     expected = losses.emotieffnet_loss(outputs["expr_logits"], outputs["va"],
                                        expr_labels=batch["expr"], va_target=batch["va"],
                                        va_mask=batch["va_mask"], class_weights=weights)
@@ -138,11 +139,18 @@ def test_emotieffnet_task_losses_sum_to_eq1(monkeypatch):
 
     # Padding rows (valid False) do not count: the same as dropping them.
     padded = dict(batch, valid=jnp.asarray(np.arange(n) < 10))
-    parts_pad = loss_fn(outputs, {}, padded)
+    parts_pad, _ = loss_fn(outputs, {}, padded)
     sliced = {k: v[:10] for k, v in batch.items()}
-    parts_sliced = loss_fn({k: v[:10] for k, v in outputs.items()}, {}, sliced)
+    parts_sliced, _ = loss_fn({k: v[:10] for k, v in outputs.items()}, {}, sliced)
     for key in ("va", "expr"):
         np.testing.assert_allclose(parts_pad[key], parts_sliced[key], rtol=1e-5)
+
+    # Expressions only (the paper's Table 2 baseline): VA is absent from every batch.
+    cfg.loss.tasks = ("expr",)
+    parts_expr, present_expr = methods.EMOTIEFFNET.make_loss(cfg, _Source())(outputs, {}, batch)
+    assert not bool(present_expr["va"]) and bool(present_expr["expr"])
+    assert float(parts_expr["va"]) == 0.0
+    np.testing.assert_allclose(parts_expr["expr"], parts["expr"], rtol=1e-6)
 
 
 def test_emotieffnet_eval_stats_merge_equals_one_shot():

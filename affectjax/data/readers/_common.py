@@ -30,14 +30,14 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from affectjax import labels
+
 Example = dict[str, Any]
 ImageSize = int | tuple[int, int] | None
 T = TypeVar("T")
 
-ABAW_EXPRESSIONS: tuple[str, ...] = (
-    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-AU_NAMES: tuple[str, ...] = (
-    "AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+ABAW_EXPRESSIONS: tuple[str, ...] = labels.EXPRESSIONS
+AU_NAMES: tuple[str, ...] = labels.AUS
 HELEN_CLASSES: tuple[str, ...] = (
     "background", "skin", "left_brow", "right_brow", "left_eye", "right_eye", "nose",
     "upper_lip", "inner_mouth", "lower_lip", "hair")

@@ -16,12 +16,9 @@ from typing import Callable
 
 import numpy as np
 
-EXPRESSIONS: tuple[str, ...] = (
-    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-AU_IDS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)
+from affectjax.labels import AU_IDS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+
 AU_INDEX: dict[int, int] = {au: k for k, au in enumerate(AU_IDS)}
-NUM_EXPRESSIONS = len(EXPRESSIONS)
-NUM_AUS = len(AU_IDS)
 
 # FACS prototypes: (AUs always active, [(alternative group, how many of it), ...] optional
 # extras as (AU, probability)). AU5, AU9 and AU20 are not among the 12, so surprise and fear

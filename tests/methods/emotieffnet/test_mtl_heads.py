@@ -16,12 +16,12 @@ if REPO not in sys.path:
 
 from configs import mtl_heads_synthfaces  # noqa: E402  pylint: disable=wrong-import-position
 
-from affectjax import mtl_report  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import mtl_report  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import train  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train import methods  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train import mtl_heads  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train.mtl_heads import MTL_HEADS  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax import methods  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import mtl_heads  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet.mtl_heads import MTL_HEADS  # noqa: E402  pylint: disable=wrong-import-position
 
 TASKS = ("va", "expr", "au")
 
@@ -232,7 +232,7 @@ def test_train_py_runs_the_pipeline_and_a_rerun_reuses_the_cache(tmp_path):
     config.data.builder_kwargs = dict(domain="studio", image_size=16,
                                       sizes=dict(train=64, validation=32))
     run = tmp_path / "run"
-    final = train.run(config, str(run))
+    final = methods.run(config, str(run))
     for name in ("final_metrics.json", "report.md", "predictions.npz", "features/train.npz",
                  "features/validation.npz", "plots/curves.png", "plots/f1.png",
                  "plots/confusion_matrix.png", "plots/va_scatter.png"):
@@ -246,7 +246,7 @@ def test_train_py_runs_the_pipeline_and_a_rerun_reuses_the_cache(tmp_path):
     assert final["steps"] == 3 * 2 * 2  # three separate phases of 2 epochs of 2 steps
     cache = {p: os.stat(run / "features" / p).st_mtime_ns for p in ("train.npz",
                                                                      "validation.npz")}
-    again = train.run(config, str(run))
+    again = methods.run(config, str(run))
     assert cache == {p: os.stat(run / "features" / p).st_mtime_ns for p in cache}
     for key in ("threshold_0.5", "tuned", "thresholds", "blend_weight", "train"):
         assert again[key] == final[key], key
@@ -281,7 +281,7 @@ def test_config_mistakes_are_one_line_before_any_work(key, value, expected, tmp_
     section, name = key.split(".")
     config[section][name] = value
     with pytest.raises(SystemExit) as exc:
-        train.run(config, str(tmp_path / "run"))
+        methods.run(config, str(tmp_path / "run"))
     assert exc.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines

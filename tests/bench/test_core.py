@@ -7,7 +7,7 @@ import jax
 import pytest
 
 from affectjax import bench
-from affectjax import bench_torch
+from affectjax.bench import torch_reference as bench_torch
 
 
 pytestmark = pytest.mark.usefixtures("fast_compiled")

@@ -1,6 +1,6 @@
 """Per-op profile of an affectjax train step on the CPU, read from JAX's own trace.
 
-    python -m affectjax.bench_profile --model efficientnet_b0 --batch-size 32 \\
+    python -m affectjax.bench.profile --model efficientnet_b0 --batch-size 32 \\
         --image-size 224 [--steps 3] [--depthwise-impl auto|conv|shift] \\
         [--dtype float32|bfloat16] [--optimizer sgd|adam] [--json out.json]
 
@@ -32,7 +32,8 @@ from typing import Any
 
 import jax
 
-from affectjax import bench, models
+from affectjax import models
+from affectjax.bench import core as bench
 
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = .*?\b([a-z][\w\-]*)\(")
 _KIND = re.compile(r"kind=(k\w+)")
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         The `profile` result.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m affectjax.bench_profile", description=__doc__.split("\n")[0]
+        prog="python -m affectjax.bench.profile", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--model", default="efficientnet_b0", choices=sorted(models.MODELS))
     parser.add_argument("--batch-size", type=int, default=32)

@@ -18,7 +18,7 @@ C in {1, 3}, ``scale`` > 0; it returns uint8 (N, round(H * scale), round(W * sca
 Plugging in a real SR model: write a function of the same signature and register it
 before the run starts, e.g. with the ``realesrgan`` package::
 
-    from affectjax.data import super_resolution
+    from affectjax.methods.emotieffnet import super_resolution
 
     def realesrgan_x4plus(images, scale):
         # upsampler = realesrgan.RealESRGANer(scale=4, model_path=..., model=RRDBNet(...))
@@ -27,7 +27,7 @@ before the run starts, e.g. with the ``realesrgan`` package::
 
     super_resolution.SUPER_RESOLUTION["realesrgan"] = realesrgan_x4plus
 
-and set ``config.lsd.super_resolution = "realesrgan"`` (``affectjax.train.lsd`` applies
+and set ``config.lsd.super_resolution = "realesrgan"`` (``affectjax.methods.emotieffnet.lsd`` applies
 `apply` to every training image once, while it writes the fine-tuning set).
 """
 

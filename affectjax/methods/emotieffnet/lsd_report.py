@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from affectjax.train.lsd_data import LSD_CLASSES
+from affectjax.methods.emotieffnet.lsd_data import LSD_CLASSES
 
 _TITLES = {"head": "head", "full": "all"}
 

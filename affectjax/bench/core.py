@@ -10,7 +10,7 @@ For the model, batch size, image size and dtype it times
   (SGD with momentum 0.9 or Adam), one `jax.jit` with the state donated; PyTorch the same
   with `backward()` and `torch.optim`;
 
-of affectjax and of the PyTorch reference (`affectjax.bench_torch`: timm's model of the same
+of affectjax and of the PyTorch reference (`affectjax.bench.torch_reference`: timm's model of the same
 name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
 `EfficientNet` class built from the same block strings) with the same dropout and drop-path
 rates. Each is timed after
@@ -23,7 +23,7 @@ for NCHW) with denormals flushed to zero, as XLA does. `--dtype bfloat16` runs a
 bfloat16 computation (float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its
 device (on CPU that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test
 assertion. The affectjax train step is `make_affectjax_train_step`, which
-`python -m affectjax.bench_profile` also profiles op by op.
+`python -m affectjax.bench.profile` also profiles op by op.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from affectjax import bench_timing as timing
-from affectjax import bench_torch as torch_bench
+from affectjax.bench import timing
+from affectjax.bench import torch_reference as torch_bench
 from affectjax import models
 
 
@@ -98,7 +98,7 @@ def make_affectjax_train_step(
     optimizer: str = "sgd",
     model_kwargs: dict[str, Any] | None = None,
 ) -> TrainStepSetup:
-    """Builds the train step timed by `bench_affectjax` and profiled by `bench_profile`.
+    """Builds the train step timed by `bench_affectjax` and profiled by `affectjax.bench.profile`.
 
     The step is train-mode forward (dropout and drop path on, BatchNorm batch statistics
     updated) + mean softmax cross-entropy + gradient + optax update, as one pure function
@@ -349,6 +349,3 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             json.dump(record, f, indent=2)
     return record
 
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
-"""The LSD fine-tune's 6-class training set (paper 1, Sec. 2.2; `affectjax.train.lsd`).
+"""The LSD fine-tune's 6-class training set (paper 1, Sec. 2.2; `affectjax.methods.emotieffnet.lsd`).
 
 The synthetic faces of the 6 LSD classes (rendered SynthFaces or a class-folder set),
-optionally enlarged by super-resolution (`affectjax.data.super_resolution`), written as a
+optionally enlarged by super-resolution (`affectjax.methods.emotieffnet.super_resolution`), written as a
 class-folder set ``<out>/<class>/<n>.png`` that the trainer's ``image_folder`` data set
 reads. Class mapping (ABAW order -> LSD index)::
 
@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from affectjax.data import super_resolution as sr_lib
+from affectjax.methods.emotieffnet import super_resolution as sr_lib
 from affectjax.train.errors import ConfigError, DataError
 
 LSD_CLASSES = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")

@@ -6,10 +6,10 @@ sadness, surprise) whose training faces are synthetic and whose validation faces
 real. The `LSD` method is a *pipeline* (``python train.py --config
 configs/lsd_synthfaces.py``) of four stages, each reused by a rerun once finished:
 
-1. **Training set** (``<workdir>/train_images``, `affectjax.train.lsd_data`): the
+1. **Training set** (``<workdir>/train_images``, `affectjax.methods.emotieffnet.lsd_data`): the
    synthetic faces of the 6 classes (``lsd.train``: rendered SynthFaces or a
    class-folder set), optionally enlarged by
-   super-resolution (``lsd.super_resolution``, `affectjax.data.super_resolution`; the
+   super-resolution (``lsd.super_resolution``, `affectjax.methods.emotieffnet.super_resolution`; the
    authors: Real-ESRGAN, scale 2), written as a class-folder set whose folders map to
    the LSD indices.
 2. **Fine-tune** with the trainer (`affectjax.train.loop.train_and_evaluate`, method
@@ -20,7 +20,7 @@ configs/lsd_synthfaces.py``) of four stages, each reused by a rerun once finishe
    optionally phase ``full`` (all weights from the head run's result; paper: 6 epochs,
    lr 1e-4) in ``<workdir>/finetune_all``. The pre-trained weights come from a trainer
    workdir (``lsd.pretrained_workdir``, its ``best/`` checkpoint, restored by
-   `affectjax.features.load_backbone`) or a converted checkpoint
+   `affectjax.methods.emotieffnet.features.load_backbone`) or a converted checkpoint
    (``lsd.pretrained_checkpoint``).
 3. **Scores** on the validation set (``config.data``, split ``data.eval_split``;
    faces labelled Neutral, Other or missing are dropped as the paper does with the MTL
@@ -52,12 +52,12 @@ from typing import Any
 
 import numpy as np
 
-from affectjax import features as features_lib
+from affectjax.methods.emotieffnet import features as features_lib
 from affectjax import tuning
-from affectjax.train import lsd_data
-from affectjax.train import lsd_report
-from affectjax.train import methods as methods_lib
-from affectjax.train.lsd_data import ABAW_TO_LSD, LSD_CLASSES, LSD_TO_ABAW, to_lsd_labels
+from affectjax.methods.emotieffnet import lsd_data
+from affectjax.methods.emotieffnet import lsd_report
+from affectjax.methods.emotieffnet import pretrain as methods_lib
+from affectjax.methods.emotieffnet.lsd_data import ABAW_TO_LSD, LSD_CLASSES, LSD_TO_ABAW, to_lsd_labels
 from affectjax.train.errors import ConfigError, DataError
 from affectjax.train.setup import user_errors
 
@@ -144,7 +144,8 @@ def _finetune(config: Any, workdir: str, phase: str, image_size: int, init_from:
     if not os.path.exists(os.path.join(run, "final_metrics.json")):
         print(f"lsd: fine-tuning ({phase}) in {run}", file=sys.stderr, flush=True)
         loop.train_and_evaluate(finetune_config(
-            config, phase, data_dir=workdir, image_size=image_size, init_from=init_from), run)
+            config, phase, data_dir=workdir, image_size=image_size, init_from=init_from), run,
+            LSD_FINETUNE)
     return run
 
 
@@ -283,4 +284,7 @@ def _save_init(workdir: str, variables: Any, config: Any) -> str:
     return path
 
 
+# The fine-tune stage: MT-EmotiEffNet's recipe on the 6 LSD classes, named in LSD order.
+LSD_FINETUNE = dataclasses.replace(methods_lib.EMOTIEFFNET, name="lsd_finetune",
+                                   class_names=lambda config: LSD_CLASSES)
 LSD = dataclasses.replace(methods_lib.EMOTIEFFNET, name="lsd", pipeline=run_pipeline)

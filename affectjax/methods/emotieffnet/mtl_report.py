@@ -2,9 +2,9 @@
 
 `run_pipeline` chains the paper's post-pre-training steps on one config:
 
-1. features of the frozen backbone per split, cached (`affectjax.features`);
+1. features of the frozen backbone per split, cached (`affectjax.methods.emotieffnet.features`);
 2. the ``mtl_heads`` method on them, heads trained separately or simultaneously
-   (`affectjax.train.mtl_heads.train_heads`);
+   (`affectjax.methods.emotieffnet.mtl_heads.train_heads`);
 3. tuning on the validation split (`affectjax.tuning`): one threshold per AU on
    0.1, ..., 0.9 and, optionally, the blending weight w of the heads' expression scores
    with an expert's, s = w s_heads + (1 - w) s_expert (the paper's OpenFace blend; here
@@ -13,7 +13,7 @@
    ``predictions.npz`` (validation outputs), ``report.md`` with P_VA, P_EXPR, P_AU and
    P_MTL = P_VA + P_EXPR + P_AU at AU thresholds 0.5 and tuned (Table 6), per-AU F1 and
    thresholds (Table 3), per-class F1 (Table 4), CCC (Table 5), the chance level, and
-   plots (`affectjax.mtl_plots`: per-head losses by phase, AU F1 before/after tuning,
+   plots (`affectjax.methods.emotieffnet.mtl_plots`: per-head losses by phase, AU F1 before/after tuning,
    per-class F1, confusion matrix, valence/arousal scatter).
 
 As in the paper, thresholds and blend weight are tuned on the split they are reported on
@@ -54,7 +54,7 @@ def score(va_pred: np.ndarray, expr_scores: np.ndarray, au_scores: np.ndarray,
       va_pred: (N, 2) valence, arousal.
       expr_scores: (N, 8) expression scores (argmax decides).
       au_scores: (N, 12) AU probabilities.
-      labels: ``expr``, ``va``, ``va_mask``, ``au`` as in `affectjax.features`.
+      labels: ``expr``, ``va``, ``va_mask``, ``au`` as in `affectjax.methods.emotieffnet.features`.
       au_thresholds: scalar or (12,) thresholds.
 
     Returns:
@@ -108,7 +108,7 @@ def tune_and_score(pred: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarr
     """Scores at thresholds 0.5, tunes AU thresholds and the expert blend, scores again.
 
     Args:
-      pred: `affectjax.train.mtl_heads.predict` output on the validation split.
+      pred: `affectjax.methods.emotieffnet.mtl_heads.predict` output on the validation split.
       arrays: that split's features and labels.
       expert: a key of `EXPERTS`.
 
@@ -167,7 +167,7 @@ def check_config(config: Any) -> None:
     ``backbone`` expert needs a converted checkpoint's head in ABAW expression order).
     """
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
-    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
     from affectjax.train import setup  # pylint: disable=import-outside-toplevel
     from affectjax.train.errors import ConfigError, DataError  # pylint: disable=import-outside-toplevel
 
@@ -225,9 +225,9 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
     Raises:
       UserError: a bad config value, missing data or backbone weights (one line).
     """
-    from affectjax import features  # pylint: disable=import-outside-toplevel
-    from affectjax import mtl_plots  # pylint: disable=import-outside-toplevel
-    from affectjax.train import mtl_heads  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import features  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import mtl_plots  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
     from affectjax.train import setup  # pylint: disable=import-outside-toplevel
 
     t0 = time.perf_counter()

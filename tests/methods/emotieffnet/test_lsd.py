@@ -26,12 +26,13 @@ if REPO not in sys.path:
 from configs import lsd_synthfaces  # noqa: E402  pylint: disable=wrong-import-position
 from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-position
 
-from affectjax import features  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import features  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.data import super_resolution as sr  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import super_resolution as sr  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax import methods  # noqa: E402
 from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train import lsd_data  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train import lsd  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import lsd_data  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import lsd  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -80,9 +81,9 @@ def run(tmp_path_factory, fast_compile):
     workdir = str(root / "lsd")
     stderr = io.StringIO()
     with fast_compile():
-        loop.train_and_evaluate(pretrain_config(root / "data"), pretrained)
+        methods.train_and_evaluate(pretrain_config(root / "data"), pretrained)
         with contextlib.redirect_stderr(stderr):
-            final = loop.train_and_evaluate(config, workdir)
+            final = methods.train_and_evaluate(config, workdir)
     return {"config": config, "workdir": workdir, "final": final, "stderr": stderr.getvalue(),
             "pretrained": pretrained}
 
@@ -176,7 +177,7 @@ def test_blend_ends_reproduce_each_model_and_tuned_f1_beats_both(run):
 def test_rerun_reuses_every_stage(run, capsys, fast_compile):
     stamp = os.path.getmtime(os.path.join(run["workdir"], "finetune_all", "final_metrics.json"))
     with fast_compile():
-        again = loop.train_and_evaluate(run["config"], run["workdir"])
+        again = methods.train_and_evaluate(run["config"], run["workdir"])
     assert again["blended"] == run["final"]["blended"]
     assert "fine-tuning" not in capsys.readouterr().err
     assert os.path.getmtime(os.path.join(run["workdir"], "finetune_all",
@@ -200,11 +201,11 @@ def test_class_mapping_against_hand_written_table():
 def test_missing_pretrained_workdir_is_one_line(tmp_path, capsys):
     config = lsd_config(tmp_path / "data", str(tmp_path / "nowhere"))
     with pytest.raises(UserError) as err:
-        loop.train_and_evaluate(config, str(tmp_path / "run"))
+        methods.train_and_evaluate(config, str(tmp_path / "run"))
     message = str(err.value)
     assert "\n" not in message and "pretrained_workdir" in message and "nowhere" in message
     with pytest.raises(SystemExit) as exit_:
-        loop.run(config, str(tmp_path / "run"))
+        methods.run(config, str(tmp_path / "run"))
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith("error: config.lsd.pretrained_workdir")
 

@@ -3,7 +3,7 @@
 `torch_reference` builds the model an affectjax model is measured against (timm's model of
 the same name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
 `EfficientNet` built from the same block strings), and `bench_torch` times it exactly as
-`affectjax.bench.bench_affectjax` times affectjax (same record keys). torch, torchvision
+`affectjax.bench.core.bench_affectjax` times affectjax (same record keys). torch, torchvision
 and timm are imported lazily: they are test/benchmark dependencies only.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from affectjax import bench_timing as timing
+from affectjax.bench import timing
 from affectjax import models
 
 

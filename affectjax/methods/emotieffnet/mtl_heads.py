@@ -1,6 +1,6 @@
 """The ``mtl_heads`` method: MT-EmotiEffNet's MLP heads on frozen features (paper 1, Sec. 3.2).
 
-Batches hold cached features (`affectjax.features`): ``embedding`` (B, D), ``logits``
+Batches hold cached features (`affectjax.methods.emotieffnet.features`): ``embedding`` (B, D), ``logits``
 (B, 10) and the labels ``expr`` (-1 missing), ``va`` with ``va_mask``, ``au`` (-1
 missing). The model is `affectjax.models.heads.MTLHeads`; its three task losses, each over
 the samples whose label is present only (a task with no label in the batch contributes
@@ -24,7 +24,7 @@ finished VA head's output).
 
 `train_heads` runs the phases on in-memory features with the trainer's own pieces
 (`make_train_step`, `build_optimizer`, `TrainState`); `predict` applies the heads. The
-method is a pipeline (``Method.pipeline``, `affectjax.mtl_report.run_pipeline`:
+method is a pipeline (``Method.pipeline``, `affectjax.methods.emotieffnet.mtl_report.run_pipeline`:
 features -> heads -> tuning -> report), so one command runs it all:
 
     python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \
@@ -47,7 +47,7 @@ from affectjax.models import heads as heads_lib
 from affectjax.train import optim
 from affectjax.train import steps as steps_lib
 from affectjax.train.errors import NonFiniteLossError
-from affectjax.train.methods import Method, valid_mask
+from affectjax.train.method import Method, valid_mask
 from affectjax.train.state import TrainState, create_train_state
 
 TASKS = heads_lib.TASKS
@@ -177,7 +177,7 @@ def _collect(outputs, batch):
 
 
 def _pipeline(config: Any, workdir: str) -> dict[str, Any]:
-    from affectjax import mtl_report  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet import mtl_report  # pylint: disable=import-outside-toplevel
     return mtl_report.run_pipeline(config, workdir)
 
 
@@ -224,14 +224,14 @@ def train_heads(config: Any, train: Mapping[str, np.ndarray]) -> HeadsResult:
     Args:
       config: an ``mtl_heads`` config (``model``, ``loss``, ``balancer``, ``optimizer``,
         ``phase_order``/``phases``, ``batch_size``, ``seed``).
-      train: training arrays (`affectjax.features.extract` output).
+      train: training arrays (`affectjax.methods.emotieffnet.features.extract` output).
 
     Returns:
       `HeadsResult`; ``history`` has one dict per step (``step``, ``phase``, ``loss``,
       ``loss/<task>``, ``weight/<task>``, ``grad_norm``, ``lr``).
     """
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
-    from affectjax.features import FeatureSource  # pylint: disable=import-outside-toplevel
+    from affectjax.methods.emotieffnet.features import FeatureSource  # pylint: disable=import-outside-toplevel
     from affectjax.train.setup import build_phases  # pylint: disable=import-outside-toplevel
 
     method = MTL_HEADS

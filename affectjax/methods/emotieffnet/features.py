@@ -17,7 +17,7 @@ Weights come from a converted checkpoint (``python -m affectjax.convert``, ``--c
 or a trainer run directory (``--workdir``: ``best/`` if present, else the latest
 checkpoint)::
 
-    python -m affectjax.features --config configs/mtl_heads_synthfaces.py \\
+    python -m affectjax.methods.emotieffnet.features --config configs/mtl_heads_synthfaces.py \\
         --workdir runs/quickstart --out runs/features
 """
 
@@ -300,8 +300,8 @@ def extract_splits(config: Any, out: str, *, splits: Iterable[str] | None = None
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """``python -m affectjax.features --config FILE [--checkpoint DIR | --workdir DIR] --out DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m affectjax.features",
+    """``python -m affectjax.methods.emotieffnet.features --config FILE [--checkpoint DIR | --workdir DIR] --out DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m affectjax.methods.emotieffnet.features",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="config file with get_config()")
     parser.add_argument("--checkpoint", default="", help="converted checkpoint directory")

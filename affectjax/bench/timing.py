@@ -1,4 +1,4 @@
-"""Timing and memory helpers shared by `affectjax.bench` and `affectjax.bench_torch`.
+"""Timing and memory helpers shared by `affectjax.bench` and `affectjax.bench.torch_reference`.
 
 A measurement runs `warmup` untimed calls, then `steps` timed ones; the summary gives
 images/s from the median step time. Peak memory on CPU is the process's peak resident set

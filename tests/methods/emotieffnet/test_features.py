@@ -1,4 +1,4 @@
-"""Tests for affectjax.features: batched extraction, the npz cache, weights from a run."""
+"""Tests for affectjax.methods.emotieffnet.features: batched extraction, the npz cache, weights from a run."""
 
 import os
 import sys
@@ -14,7 +14,7 @@ if REPO not in sys.path:
 
 from configs import mtl_heads_synthfaces  # noqa: E402  pylint: disable=wrong-import-position
 
-from affectjax import features  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.methods.emotieffnet import features  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import models  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.data import pipeline  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.data.synthfaces import SynthFaces  # noqa: E402  pylint: disable=wrong-import-position

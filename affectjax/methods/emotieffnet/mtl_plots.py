@@ -1,4 +1,4 @@
-"""PNG plots of the MT-EmotiEffNet MTL heads pipeline (`affectjax.mtl_report`).
+"""PNG plots of the MT-EmotiEffNet MTL heads pipeline (`affectjax.methods.emotieffnet.mtl_report`).
 
 ``curves.png``: each head's task loss per step, with the phases marked (separate training
 shows the heads being trained one after the other), and the balancer's task weights (or
@@ -34,7 +34,7 @@ def plot_head_curves(history: Sequence[Mapping[str, Any]], path: str) -> str:
     """Per-task training losses with phase boundaries (left), task weights or lr (right).
 
     Args:
-      history: `affectjax.train.mtl_heads.train_heads` history (one dict per step).
+      history: `affectjax.methods.emotieffnet.mtl_heads.train_heads` history (one dict per step).
       path: output PNG.
 
     Returns:
@@ -77,8 +77,8 @@ def plot_f1(results: Mapping[str, Any], chance: Mapping[str, float], path: str, 
     """Per-AU F1 before/after threshold tuning and per-class expression F1 (Tables 3-4).
 
     Args:
-      results: `affectjax.mtl_report.tune_and_score` output.
-      chance: `affectjax.mtl_report.chance_level` output (dashed lines).
+      results: `affectjax.methods.emotieffnet.mtl_report.tune_and_score` output.
+      chance: `affectjax.methods.emotieffnet.mtl_report.chance_level` output (dashed lines).
       path: output PNG.
       aus, expressions: tick labels.
 

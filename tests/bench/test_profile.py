@@ -1,10 +1,10 @@
-"""affectjax.bench_profile: op attribution on a tiny model, HLO parsing, the CLI."""
+"""affectjax.bench.profile: op attribution on a tiny model, HLO parsing, the CLI."""
 
 import json
 
 import pytest
 
-from affectjax import bench_profile
+from affectjax.bench import profile as bench_profile
 
 
 @pytest.fixture(scope="module")
