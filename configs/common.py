@@ -44,7 +44,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.init_from = ""  # directory of a converted checkpoint (python -m affectjax.convert).
     c.log_every_steps = 50
     c.eval_every_epochs = 1
-    c.checkpoint_every_steps = 500  # also at every epoch end and phase end.
+    c.checkpoint_every_steps = 500  # also at every phase end,
+    c.checkpoint_every_epochs = 1  # and at the end of every this many epochs.
     c.keep_checkpoints = 2
     c.max_plot_points = 4000  # valence/arousal points kept for the scatter plot.
     c.progress_bar = True

@@ -76,6 +76,9 @@ def get_config(arg: str = "separate") -> ml_collections.ConfigDict:
     c.optimizer.schedule = "cosine"
     c.batch_size = 64
     c.balancer = ml_collections.ConfigDict(dict(name="ew"))
+    # The heads' loop: 50 steps an epoch; log, evaluate and checkpoint sparingly.
+    c.log_every_steps, c.eval_every_epochs, c.checkpoint_every_epochs = 10, 5, 20
+    c.progress_bar = False
     if arg == "separate":
         c.phase_order, c.phases = mtl_heads.separate_phases(epochs=20, learning_rate=3e-3)
     elif arg == "simultaneous":

@@ -113,15 +113,27 @@ def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, A
       UserError: a bad config, missing data, a workdir that cannot be created (one-line
         message), or a non-finite loss.
     """
-    make_workdir(workdir)
     if method.pipeline is not None:
+        make_workdir(workdir)
         return method.pipeline(config, workdir)
+    return fit(config, workdir, method)[1]
+
+
+def fit(config: Any, workdir: str, method: Method) -> tuple[Any, dict[str, Any]]:
+    """The loop as a stage of a pipeline: `train_and_evaluate` that also returns the state.
+
+    Runs the generic loop for `method` (whose ``pipeline`` is ignored) and returns
+    ``(state, final_metrics)``, the trained `TrainState` (on the devices) and the content
+    of ``final_metrics.json``. A finished run in `workdir` is not trained again: its last
+    checkpoint is restored, evaluated and returned.
+    """
+    make_workdir(workdir)
     with user_errors():
         run = setup_run(config, workdir, method)
     return _train(run, config, workdir)
 
 
-def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
+def _train(run: RunSetup, config: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
     method, phases = run.method, run.phases
     checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.get("keep_checkpoints", 2))
     state, phase_index = run.state, 0
@@ -170,6 +182,7 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
     spe, eval_every = run.steps_per_epoch, max(int(config.get("eval_every_epochs", 1)), 1)
     log_every = max(int(config.get("log_every_steps", 50)), 1)
     ckpt_every = max(int(config.get("checkpoint_every_steps", 500)), 1)
+    ckpt_epochs = max(int(config.get("checkpoint_every_epochs", 1)), 1)
     scalars = arrays = None
     interval = _Interval(run.batch_size)
     data = run.train_loader.iterate(start_step=start)
@@ -189,11 +202,12 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
                 progress.update()
                 epoch_end = step % spe == 0
                 do_eval = (epoch_end and (step // spe) % eval_every == 0) or step == total
-                do_ckpt = step % ckpt_every == 0 or epoch_end or step == phase.end
+                do_ckpt = (step % ckpt_every == 0 or step == phase.end
+                           or (epoch_end and (step // spe) % ckpt_epochs == 0))
                 if step % log_every == 0 or do_eval or do_ckpt:
                     means = interval.flush()
                     if means:
-                        log.write(step, "train", means)
+                        log.write(step, "train", dict(means, phase=phase.name))
                         progress.show(loss=means["loss"], img_s=round(means["images_per_s"]))
                 if do_eval:
                     scalars, arrays = evaluate_now(step)
@@ -222,7 +236,7 @@ def _train(run: RunSetup, config: Any, workdir: str) -> dict[str, Any]:
                                            run.class_names)
         print(logs.summary_line(steps=step, seconds=seconds, scalars=scalars, best=best,
                                 workdir=workdir), flush=True)
-    return final
+    return state, final
 
 
 @contextlib.contextmanager

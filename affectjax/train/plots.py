@@ -37,14 +37,14 @@ def save_figure(fig: Any, path: str, *, axes: Sequence[Any] = ()) -> str:
 
 
 def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
-                eval_keys: Sequence[str] = ("expr_f1", "va_ccc", "ccc_valence",
-                                            "ccc_arousal", "score")) -> str:
+                eval_keys: Sequence[str] | None = None) -> str:
     """Training losses (left) and evaluation metrics (right) against the step.
 
     Args:
       records: ``metrics.jsonl`` records.
       path: output PNG.
-      eval_keys: evaluation metrics to draw (those present).
+      eval_keys: evaluation metrics to draw (those present); None = every float metric
+        of the evaluations except counts (``num_*``).
 
     Returns:
       `path`.
@@ -57,6 +57,9 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
         if series:
             ax_loss.plot(*series, label=key, lw=2 if key == "loss" else 1)
     ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
+    if eval_keys is None:
+        eval_keys = sorted({k for r in records if r.get("split") == "eval" for k, v in r.items()
+                            if isinstance(v, float) and not k.startswith("num_")})
     for key in eval_keys:
         series = _series(records, "eval", key)
         if series:

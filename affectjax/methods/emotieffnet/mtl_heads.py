@@ -1,7 +1,7 @@
 """The ``mtl_heads`` method: MT-EmotiEffNet's MLP heads on frozen features (paper 1, Sec. 3.2).
 
-Batches hold cached features (`affectjax.methods.emotieffnet.features`): ``embedding`` (B, D), ``logits``
-(B, 10) and the labels ``expr`` (-1 missing), ``va`` with ``va_mask``, ``au`` (-1
+Batches hold cached features (`affectjax.methods.emotieffnet.features`): ``embedding``
+(B, D), ``logits`` (B, 10) and the labels ``expr`` (-1 missing), ``va`` with ``va_mask``, ``au`` (-1
 missing). The model is `affectjax.models.heads.MTLHeads`; its three task losses, each over
 the samples whose label is present only (a task with no label in the batch contributes
 exactly 0 and no gradient):
@@ -17,15 +17,20 @@ its own head (L2 on the heads). The balancer (``config.balancer``, any of
 `affectjax.balancing`) sums them.
 
 Simultaneous training is one phase over all heads; *separate* training (the paper's better
-variant) is one phase per head, ``trainable`` = that head only (`separate_phases`): since
-a head's parameters enter its own task loss only, each phase is exactly uni-task training
-of one head (VA first, so that with ``va_feeds_heads`` the EXPR and AU heads train on the
-finished VA head's output).
+variant) is one phase per head, ``trainable`` = that head only (`separate_phases`), VA
+first, so that with ``va_feeds_heads`` the EXPR and AU heads train on the finished VA
+head's output. A head's parameters enter its own task loss only, so a phase's gradient is
+that of its task alone; but its batches are drawn from all frames, and rows without the
+task's label are masked out of its loss, as the authors' Keras code multiplies the
+outputs by task masks. So it is uni-task in its gradient, not in its batches: the VA
+head's batch-level CCC sees the variable number of VA-labelled rows of each batch (on
+SynthFaces every frame carries every label, so there the two readings coincide).
 
-`train_heads` runs the phases on in-memory features with the trainer's own pieces
-(`make_train_step`, `build_optimizer`, `TrainState`); `predict` applies the heads. The
-method is a pipeline (``Method.pipeline``, `affectjax.methods.emotieffnet.mtl_report.run_pipeline`:
-features -> heads -> tuning -> report), so one command runs it all:
+`train_heads` runs the phases through the generic loop (`affectjax.train.loop.fit`) on
+the cached features (`FeatureLoader`, `heads_stage`); `predict` applies the heads. The
+method is a pipeline (``Method.pipeline``,
+`affectjax.methods.emotieffnet.mtl_report.run_pipeline`: features -> heads -> tuning ->
+report), so one command runs it all:
 
     python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \
         --config.features.workdir=runs/quickstart
@@ -34,7 +39,9 @@ features -> heads -> tuning -> report), so one command runs it all:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import json
+import os
+from typing import Any, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -44,11 +51,9 @@ import numpy as np
 from affectjax import losses as losses_lib
 from affectjax import metrics as metrics_lib
 from affectjax.models import heads as heads_lib
-from affectjax.train import optim
 from affectjax.train import steps as steps_lib
-from affectjax.train.errors import NonFiniteLossError
 from affectjax.train.method import Method, valid_mask
-from affectjax.train.state import TrainState, create_train_state
+from affectjax.train.state import TrainState
 
 TASKS = heads_lib.TASKS
 BATCH_KEYS = ("embedding", "logits", "expr", "va", "va_mask", "au", "valid")
@@ -157,7 +162,8 @@ def _eval_merge(a, b):
 def _eval_finalize(stats):
     cm = np.asarray(stats["confusion_matrix"])
     ccc = np.asarray(metrics_lib.ccc_finalize(stats["ccc"]), np.float64)
-    au_f1, p_au = (np.asarray(x, np.float64) for x in metrics_lib.au_f1_from_stats(stats["au"]))
+    au_f1 = np.asarray(metrics_lib.binary_f1_from_stats(stats["au"]), np.float64)
+    p_au = float(metrics_lib.au_f1_from_stats(stats["au"]))
     p_expr = float(metrics_lib.f1_macro_from_cm(cm))
     p_va = float(ccc.mean())
     scalars = {"P_VA": p_va, "P_EXPR": p_expr, "P_AU": float(p_au),
@@ -203,88 +209,116 @@ def simultaneous_phases(epochs: float, learning_rate: float) -> tuple[tuple[str,
 
 @dataclasses.dataclass
 class HeadsResult:
-    """What `train_heads` returns: the model, the final state and per-step metrics."""
+    """What `train_heads` returns: the model, the final state and the training records."""
 
     model: heads_lib.MTLHeads
     state: TrainState
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
+    final: dict[str, Any]
 
     @property
     def variables(self) -> dict[str, Any]:
         return {"params": self.state.params}
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
+class FeatureLoader:
+    """Cached feature arrays as the trainer's data (the loader `Method.make_data` returns).
+
+    Training batches: epoch ``e`` visits the rows in the permutation drawn from
+    ``default_rng([seed, e])``, ``batch_size`` rows a step, the last incomplete batch
+    dropped; step ``s`` is a pure function of ``(seed, s)``, so a resumed run sees the
+    same batches. Evaluation batches: every row once, the last batch padded (repeating
+    the last row) and marked by ``valid``.
+
+    Args:
+      arrays: feature arrays (`affectjax.methods.emotieffnet.features.extract` output).
+      batch_size: rows per batch.
+      seed: the shuffling seed.
+      train: training (shuffled, endless) or evaluation (ordered, padded) batches.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], *, batch_size: int, seed: int,
+                 train: bool):
+        from affectjax.methods.emotieffnet.features import FeatureSource  # pylint: disable=import-outside-toplevel
+        self.source = FeatureSource({k: v for k, v in arrays.items() if k in BATCH_KEYS})
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        n = len(self.source)
+        if train and n < self.batch_size:
+            raise ValueError(f"config.batch_size={self.batch_size} exceeds the {n} training "
+                             "faces")
+        self.steps_per_epoch = n // self.batch_size if train else -(-n // self.batch_size)
+
+    def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Training batches from global step `start_step` on, endlessly."""
+        n, size, step = len(self.source), self.batch_size, int(start_step)
+        while True:
+            epoch, k = divmod(step, self.steps_per_epoch)
+            order = np.random.default_rng([self.seed, epoch]).permutation(n)
+            yield self.source.batch(order[k * size:(k + 1) * size])
+            step += 1
+
+    def eval_batches(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every row once, in order; the last batch padded and masked by ``valid``."""
+        n = len(self.source)
+        for start in range(0, n, self.batch_size):
+            idx = np.arange(start, start + self.batch_size)
+            batch = self.source.batch(np.minimum(idx, n - 1))
+            batch["valid"] = idx < n
+            yield batch
 
 
-def train_heads(config: Any, train: Mapping[str, np.ndarray]) -> HeadsResult:
-    """Trains the heads on in-memory features as `config` says (phases, balancer, optimizer).
+def heads_stage(train: Mapping[str, np.ndarray],
+                evaluation: Mapping[str, np.ndarray] | None = None) -> Method:
+    """`MTL_HEADS` as one stage of the pipeline: the generic loop over cached features.
+
+    Args:
+      train: training feature arrays.
+      evaluation: feature arrays evaluated after every ``eval_every_epochs`` epochs
+        (None: the training arrays).
+
+    Returns:
+      The method with ``make_data`` serving these arrays and no ``pipeline``.
+    """
+    evaluation = train if evaluation is None else evaluation
+
+    def make_data(config: Any, *, seed: int):
+        batch_size = int(config.batch_size)
+        train_loader = FeatureLoader(train, batch_size=batch_size, seed=seed, train=True)
+        eval_loader = FeatureLoader(evaluation, seed=seed, train=False,
+                                    batch_size=config.get("eval_batch_size", 0) or 256)
+        return train_loader, eval_loader, train_loader.source
+
+    return dataclasses.replace(MTL_HEADS, make_data=make_data, pipeline=None)
+
+
+def train_heads(config: Any, train: Mapping[str, np.ndarray], *, workdir: str,
+                evaluation: Mapping[str, np.ndarray] | None = None) -> HeadsResult:
+    """Trains the heads with the generic loop as `config` says (phases, balancer, optimizer).
+
+    The run (checkpoints, ``metrics.jsonl``, plots) is written to `workdir`; a finished
+    run there is restored, not trained again.
 
     Args:
       config: an ``mtl_heads`` config (``model``, ``loss``, ``balancer``, ``optimizer``,
         ``phase_order``/``phases``, ``batch_size``, ``seed``).
       train: training arrays (`affectjax.methods.emotieffnet.features.extract` output).
+      workdir: the stage's run directory.
+      evaluation: arrays evaluated during training (None: `train`).
 
     Returns:
-      `HeadsResult`; ``history`` has one dict per step (``step``, ``phase``, ``loss``,
-      ``loss/<task>``, ``weight/<task>``, ``grad_norm``, ``lr``).
+      `HeadsResult`; ``history`` holds the loop's training records (``step``,
+      ``phase``, ``loss``, ``loss/<task>``, ``weight/<task>``, ``grad_norm``, ``lr``,
+      averaged over ``log_every_steps``).
     """
-    from affectjax import balancing  # pylint: disable=import-outside-toplevel
-    from affectjax.methods.emotieffnet.features import FeatureSource  # pylint: disable=import-outside-toplevel
-    from affectjax.train.setup import build_phases  # pylint: disable=import-outside-toplevel
-
-    method = MTL_HEADS
-    model = method.build_model(config)
-    bcfg = (config.balancer.to_dict() if hasattr(config.balancer, "to_dict")
-            else dict(config.balancer))
-    balancer = balancing.create(bcfg.pop("name"), **bcfg)
-    arrays = {k: np.asarray(train[k]) for k in BATCH_KEYS if k in train}
-    n, batch_size, seed = len(arrays["expr"]), int(config.batch_size), int(config.seed)
-    if n < batch_size:
-        raise ValueError(f"config.batch_size={batch_size} exceeds the {n} training faces")
-    spe = int(config.get("steps_per_epoch", 0) or n // batch_size)
-    phases = build_phases(config, method.groups, spe)
-    loss_fn = method.make_loss(config, FeatureSource(arrays))
-    init_rng, rng = jax.random.split(jax.random.PRNGKey(seed))
-    variables = model.init(init_rng, *feature_inputs({k: v[:1] for k, v in arrays.items()}))
-    labels_tree = method.param_groups(variables["params"])
-    bparams = balancer.init_params(len(TASKS))
-
-    def optimizer(phase):
-        return optim.build_optimizer(
-            config.optimizer, learning_rate=phase.learning_rate,
-            labels=optim.trainable_labels(labels_tree, bparams, phase.trainable),
-            steps_per_epoch=spe, total_steps=phase.end - phase.start,
-            lr_multipliers=phase.lr_multipliers)
-
-    state = create_train_state(variables=variables, apply_fn=model.apply,
-                               tx=optimizer(phases[0])[0],
-                               balancer_state=balancer.init(len(TASKS)),
-                               balancer_params=bparams, rng=rng)
-    history: list[dict[str, float]] = []
-    for phase in phases:
-        tx, schedule = optimizer(phase)
-        state = state.with_optimizer(tx)
-        step_fn = jax.jit(steps_lib.make_train_step(
-            loss_fn, balancer, task_names=TASKS, steps_per_epoch=spe, schedule=schedule,
-            phase_start=phase.start, inputs_fn=feature_inputs), donate_argnums=(0,))
-        metrics = []
-        for step in range(phase.start, phase.end):
-            order = _epoch_order(n, seed, step // spe)
-            idx = order[(step % spe) * batch_size:(step % spe + 1) * batch_size]
-            state, m = step_fn(state, {k: v[idx] for k, v in arrays.items()}, rng)
-            metrics.append(m)
-        for offset, m in enumerate(jax.device_get(metrics)):
-            record = {k: float(v) for k, v in m.items()}
-            if not np.isfinite(record["loss"]):
-                step = phase.start + offset + 1
-                error = NonFiniteLossError(step, "loss", record["loss"])
-                error.args = (f"non-finite loss ({record['loss']}) at step {step} (phase "
-                              f"{phase.name}); lower the learning rate or check the features",)
-                raise error
-            history.append({"step": phase.start + offset + 1, "phase": phase.name, **record})
-    return HeadsResult(model, state, history)
+    from affectjax.train import loop  # pylint: disable=import-outside-toplevel
+    method = heads_stage(train, evaluation)
+    state, final = loop.fit(config, workdir, method)
+    history = []
+    path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            history = [r for r in map(json.loads, f) if r.get("split") == "train"]
+    return HeadsResult(method.build_model(config), jax.device_get(state), history, final)
 
 
 def predict(model: Any, variables: Any, arrays: Mapping[str, np.ndarray], *,

@@ -9,8 +9,9 @@
    0.1, ..., 0.9 and, optionally, the blending weight w of the heads' expression scores
    with an expert's, s = w s_heads + (1 - w) s_expert (the paper's OpenFace blend; here
    the expert ``backbone`` is the frozen network's own 8 expression logits, softmaxed);
-4. the report: ``final_metrics.json``, ``metrics.jsonl`` (per-step training records),
-   ``predictions.npz`` (validation outputs), ``report.md`` with P_VA, P_EXPR, P_AU and
+4. the report: ``final_metrics.json`` (``eval``: the P_* scores at thresholds 0.5 and,
+   prefixed ``tuned_``, tuned), ``heads/`` (the heads' run of the generic loop: its
+   checkpoints, ``metrics.jsonl`` and curves), ``predictions.npz`` (validation outputs), ``report.md`` with P_VA, P_EXPR, P_AU and
    P_MTL = P_VA + P_EXPR + P_AU at AU thresholds 0.5 and tuned (Table 6), per-AU F1 and
    thresholds (Table 3), per-class F1 (Table 4), CCC (Table 5), the chance level, and
    plots (`affectjax.methods.emotieffnet.mtl_plots`: per-head losses by phase, AU F1 before/after tuning,
@@ -36,13 +37,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from affectjax import labels
 from affectjax import metrics as metrics_lib
 from affectjax import tuning
 
-EXPRESSIONS = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
-               "Other")
-AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25",
-       "AU26")
+EXPRESSIONS = labels.EXPRESSIONS
+AUS = labels.AUS
 EXPERTS = ("none", "backbone")
 
 
@@ -239,19 +239,23 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
         data = features.extract_splits(config, cache, splits=(train_split, eval_split))
         print(f"features: {len(data[train_split]['expr'])} {train_split} and "
               f"{len(data[eval_split]['expr'])} {eval_split} faces in {cache}", flush=True)
-        heads = mtl_heads.train_heads(config, data[train_split])
     val = data[eval_split]
+    heads = mtl_heads.train_heads(config, data[train_split], evaluation=val,
+                                  workdir=os.path.join(workdir, "heads"))
     pred = mtl_heads.predict(heads.model, heads.variables, val)
     results = tune_and_score(pred, val, expert=config.get("tuning", {}).get("expert", "none"))
     chance = chance_level(val)
+    base, tuned = results["threshold_0.5"], results["tuned"]
+    scalars = {k: float(v) for k, v in base.items() if np.ndim(v) == 0}
+    scalars.update({f"tuned_{k}": float(v) for k, v in tuned.items() if np.ndim(v) == 0})
     final = {"method": "mtl_heads", "eval_split": eval_split,
              "num_train": int(len(data[train_split]["expr"])), "num_eval": int(len(val["expr"])),
-             "chance": chance, **results, "train": heads.history[-1],
-             "steps": len(heads.history), "seconds": round(time.perf_counter() - t0, 2)}
+             "eval": scalars, "best": {"metric": "P_MTL", "mode": "max",
+                                       "value": scalars["P_MTL"], "step": heads.final["step"]},
+             "chance": chance, **results, "train": heads.history[-1] if heads.history else None,
+             "steps": heads.final["step"], "seconds": round(time.perf_counter() - t0, 2)}
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
-    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
-        f.writelines(json.dumps(dict(r, split="train")) + "\n" for r in heads.history)
     with open(os.path.join(workdir, "report.md"), "w") as f:
         f.write(markdown(results, chance, f"MTL heads on {config.data.name} ({eval_split})"))
     final["plots"] = mtl_plots.write_plots(os.path.join(workdir, "plots"), heads.history,

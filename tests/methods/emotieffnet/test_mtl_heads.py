@@ -47,6 +47,7 @@ def small_config(mode="separate", balancer="ew", epochs=6):
     c.model.hidden = (16,)
     c.model.va_feeds_heads = True
     c.batch_size = 32
+    c.log_every_steps = 1
     c.balancer = dict(name=balancer)
     phases = mtl_heads.separate_phases if mode == "separate" else mtl_heads.simultaneous_phases
     c.phase_order, c.phases = phases(epochs=epochs, learning_rate=3e-2)
@@ -149,11 +150,11 @@ def test_fully_masked_task_does_not_move_any_head(task):
     assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads))
 
 
-def test_a_separate_phase_trains_its_own_head_only():
+def test_a_separate_phase_trains_its_own_head_only(tmp_path):
     train = synthetic_features(64, 5)
     config = small_config(epochs=1)
     config.phase_order = ("expr",)
-    result = mtl_heads.train_heads(config, train)
+    result = mtl_heads.train_heads(config, train, workdir=str(tmp_path / "heads"))
     _, init = _init(config, train)
     for name in ("va_head", "au_head"):
         for a, b in zip(jax.tree.leaves(init["params"][name]),
@@ -169,10 +170,11 @@ def _phase_losses(history, task, phase):
 
 
 @pytest.mark.parametrize("mode,balancer", [("separate", "ew"), ("simultaneous", "dwa")])
-def test_separate_and_simultaneous_variants_train(mode, balancer):
+def test_separate_and_simultaneous_variants_train(mode, balancer, tmp_path):
     train, val = synthetic_features(256, 6), synthetic_features(128, 7)
     config = small_config(mode, balancer)
-    result = mtl_heads.train_heads(config, train)
+    result = mtl_heads.train_heads(config, train, evaluation=val,
+                                   workdir=str(tmp_path / "heads"))
     for task in TASKS:
         first, last = _phase_losses(result.history, task, task if mode == "separate" else "all")
         assert last < 0.7 * first, (task, first, last)
