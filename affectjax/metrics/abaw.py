@@ -17,13 +17,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from affectjax import labels
 from affectjax.metrics import _checks
 from affectjax.metrics import binary
 from affectjax.metrics import classification
 from affectjax.metrics import regression
-
-NUM_EXPR = 8
-NUM_AU = 12
 
 
 class AbawStats(NamedTuple):
@@ -33,7 +31,8 @@ class AbawStats(NamedTuple):
     au: binary.BinaryStats
 
 
-def abaw_init(num_expr: int = NUM_EXPR, num_au: int = NUM_AU) -> AbawStats:
+def abaw_init(num_expr: int = labels.NUM_EXPRESSIONS,
+              num_au: int = labels.NUM_AUS) -> AbawStats:
     """Empty statistics (CCC of 2 outputs, num_expr^2 matrix, num_au counts)."""
     return AbawStats(regression.ccc_init(2), classification.confusion_init(num_expr),
                      binary.binary_init(num_au))
@@ -50,9 +49,9 @@ def _va_mask(va_mask: Any, va_true: jax.Array) -> Any:
     return va_mask
 
 
-def abaw_update(stats: AbawStats, va_pred: Any, va_true: Any, va_mask: Any,
-                expr_pred_labels: Any, expr_true: Any, au_scores_or_preds: Any,
-                au_true: Any, *, au_threshold: Any = 0.5) -> AbawStats:
+def abaw_update(stats: AbawStats, va_true: Any, va_pred: Any, expr_true: Any,
+                expr_pred: Any, au_true: Any, au_pred: Any, *, va_mask: Any = None,
+                au_threshold: Any = 0.5) -> AbawStats:
     """Adds one batch; arguments as in `abaw_mtl_score`.
 
     The inputs are checked on the host, then one jitted function updates all
@@ -62,12 +61,14 @@ def abaw_update(stats: AbawStats, va_pred: Any, va_true: Any, va_mask: Any,
     _checks.check_rank(va_true, (2,), "va_true")
     if va_true.shape[1] != 2:
         raise ValueError(f"va_true: expected shape (N, 2), got {va_true.shape}")
-    va = regression._validate(va_pred, va_true, _va_mask(va_mask, va_true))
-    expr = classification._check_labels(expr_true, expr_pred_labels,
+    va_pred = _checks.as_array(va_pred, "va_pred")
+    _checks.check_same_shape(va_true, va_pred, "va_true", "va_pred")
+    va = regression._validate(va_true, va_pred, _va_mask(va_mask, va_true))
+    expr = classification._check_labels(expr_true, expr_pred,
                                         stats.expr.shape[0], None)[:2]
     au_true = _checks.as_array(au_true, "au_true")
     _checks.check_rank(au_true, (2,), "au_true")
-    au = binary._validate(au_true, au_scores_or_preds, au_threshold, None)[:3]
+    au = binary._validate(au_true, au_pred, au_threshold, None)[:3]
     if au_true.shape[1] != jnp.shape(stats.au.tp)[0]:
         raise ValueError(
             f"au_true: {au_true.shape[1]} AUs, but stats hold "
@@ -102,26 +103,28 @@ def abaw_finalize(stats: AbawStats) -> dict[str, jax.Array]:
     ccc_va = regression.ccc_finalize(stats.va)
     p_va = jnp.mean(ccc_va)
     p_expr = classification.f1_macro_from_cm(stats.expr)
-    _, p_au = binary.au_f1_from_stats(stats.au)
+    p_au = binary.au_f1_from_stats(stats.au)
     return {"CCC_V": ccc_va[0], "CCC_A": ccc_va[1], "P_VA": p_va,
             "P_EXPR": p_expr, "P_AU": p_au, "P_MTL": p_va + p_expr + p_au}
 
 
-def abaw_mtl_score(va_pred: Any, va_true: Any, va_mask: Any,
-                   expr_pred_labels: Any, expr_true: Any,
-                   au_scores_or_preds: Any, au_true: Any, *,
+def abaw_mtl_score(va_true: Any, va_pred: Any, expr_true: Any, expr_pred: Any,
+                   au_true: Any, au_pred: Any, *, va_mask: Any = None,
                    au_threshold: Any = 0.5) -> dict[str, jax.Array]:
     """ABAW4 MTL score (MT-EmotiEffNet paper, Sec. 2), one shot.
 
+    Each task's labels come before its predictions, the `(y_true, y_pred)` order of
+    every metric.
+
     Args:
+      va_true: (N, 2) valence, arousal targets.
       va_pred: (N, 2) predicted valence, arousal.
-      va_true: (N, 2) targets.
+      expr_true: (N,) expression labels, -1 = missing.
+      expr_pred: (N,) predicted expression class in [0, 8).
+      au_true: (N, 12) AU labels in {0, 1, -1}.
+      au_pred: (N, 12) AU probabilities or 0/1 predictions.
       va_mask: (N,) or (N, 2) bool, True where the VA label is present
         (None: all present).
-      expr_pred_labels: (N,) predicted expression class in [0, 8).
-      expr_true: (N,) expression labels, -1 = missing.
-      au_scores_or_preds: (N, 12) AU probabilities or 0/1 predictions.
-      au_true: (N, 12) AU labels in {0, 1, -1}.
       au_threshold: AU active when score >= threshold (scalar or (12,)).
 
     Returns:
@@ -129,8 +132,7 @@ def abaw_mtl_score(va_pred: Any, va_true: Any, va_mask: Any,
     """
     au_true_arr = _checks.as_array(au_true, "au_true")
     _checks.check_rank(au_true_arr, (2,), "au_true")
-    stats = abaw_init(NUM_EXPR, au_true_arr.shape[1])
-    stats = abaw_update(stats, va_pred, va_true, va_mask, expr_pred_labels,
-                        expr_true, au_scores_or_preds, au_true_arr,
-                        au_threshold=au_threshold)
+    stats = abaw_init(labels.NUM_EXPRESSIONS, au_true_arr.shape[1])
+    stats = abaw_update(stats, va_true, va_pred, expr_true, expr_pred, au_true_arr,
+                        au_pred, va_mask=va_mask, au_threshold=au_threshold)
     return abaw_finalize(stats)

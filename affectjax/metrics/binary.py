@@ -2,7 +2,8 @@
 
 Every metric here derives from per-column counts TP, FP, FN, TN (`BinaryStats`),
 so the streaming form is: `binary_init(K)`, `binary_update` per batch (counts
-add up), a `*_from_stats` function once at the end.
+add up, `binary_merge` adds two sets), then `binary_finalize` (every score) or
+one `*_from_stats` function once at the end.
 
 Predictions are binarised as `positive = score >= threshold`, the rule of the
 MT-EmotiEffNet authors' AU-threshold search. With `thresholds=None` the
@@ -138,10 +139,24 @@ def weighted_accuracy_from_stats(stats: BinaryStats) -> jax.Array:
 
 
 @jax.jit
-def au_f1_from_stats(stats: BinaryStats) -> tuple[jax.Array, jax.Array]:
-    """(per-AU F1 of shape (K,), their mean) from accumulated counts."""
-    per = binary_f1_from_stats(stats)
-    return per, jnp.mean(per)
+def au_f1_from_stats(stats: BinaryStats) -> jax.Array:
+    """Mean over the K columns of the per-column F1 (ABAW P_AU); a scalar.
+
+    The per-AU F1 are `binary_f1_from_stats(stats)`.
+    """
+    return jnp.mean(binary_f1_from_stats(stats))
+
+
+@jax.jit
+def binary_finalize(stats: BinaryStats) -> dict[str, jax.Array]:
+    """Every score of this module from accumulated counts.
+
+    Returns:
+      ``{"f1": (K,), "au_f1": scalar mean of "f1", "weighted_accuracy": (K,)}``;
+      each entry equals its `*_from_stats` function.
+    """
+    return {"f1": binary_f1_from_stats(stats), "au_f1": au_f1_from_stats(stats),
+            "weighted_accuracy": weighted_accuracy_from_stats(stats)}
 
 
 def _squeeze(y_true: Any, out: jax.Array) -> jax.Array:
@@ -172,20 +187,21 @@ def weighted_accuracy(y_true: Any, y_pred: Any, *, thresholds: Any = None,
     return _squeeze(y_true, weighted_accuracy_from_stats(stats))
 
 
-def au_f1(y_true: Any, scores: Any, *, thresholds: Any = 0.5,
-          where: Any = None) -> tuple[jax.Array, jax.Array]:
-    """Action-unit F1 at given thresholds (ABAW P_AU uses 0.5).
+def au_f1(y_true: Any, y_pred: Any, *, thresholds: Any = 0.5,
+          where: Any = None) -> jax.Array:
+    """Action-unit F1 at given thresholds, averaged over the AUs (ABAW P_AU, t = 0.5).
 
     Args:
       y_true: AU labels (N, K) in {0, 1, -1}; -1 is excluded per AU.
-      scores: AU probabilities (N, K) (or 0/1 predictions).
+      y_pred: AU probabilities (N, K) (or 0/1 predictions).
       thresholds: scalar or per-AU (K,); an AU is active when score >= t.
       where: optional mask, (N, K) or (N,).
 
     Returns:
-      (per-AU F1 of shape (K,), mean over the K AUs).
+      The mean over the K AUs of the per-AU F1, a scalar. The per-AU F1 are
+      `binary_f1(y_true, y_pred, thresholds=thresholds, where=where)`.
     """
     y_true = _checks.as_array(y_true, "y_true")
     _checks.check_rank(y_true, (2,), "y_true")
-    stats = binary_counts(y_true, scores, thresholds=thresholds, where=where)
+    stats = binary_counts(y_true, y_pred, thresholds=thresholds, where=where)
     return au_f1_from_stats(stats)

@@ -1,9 +1,10 @@
 """Multi-class metrics from a confusion matrix: accuracy, per-class and macro F1.
 
 The streaming statistic of every metric here is the confusion matrix
-(rows = true class, columns = predicted class): accumulate it batch by batch
-with `confusion_update` (or add matrices with `confusion_merge`), then apply a
-`*_from_cm` function once. Labels of -1 are missing and excluded.
+(rows = true class, columns = predicted class): `confusion_init(C)`, then
+`confusion_update` per batch (or add matrices with `confusion_merge`), then
+`confusion_finalize` (every score) or one `*_from_cm` function once. Labels of
+-1 are missing and excluded.
 
 Macro F1 averages over all `num_classes` classes; a class with no true and no
 predicted items gets F1 = 0, as `sklearn.metrics.f1_score(...,
@@ -113,6 +114,18 @@ def f1_macro_from_cm(cm: jax.Array) -> jax.Array:
 def cct_score_from_cm(cm: jax.Array) -> jax.Array:
     """CCT challenge score 0.67 * F1_macro + 0.33 * accuracy (CCT paper, Sec. 4)."""
     return 0.67 * f1_macro_from_cm(cm) + 0.33 * accuracy_from_cm(cm)
+
+
+@jax.jit
+def confusion_finalize(cm: jax.Array) -> dict[str, jax.Array]:
+    """Every score of this module from an accumulated confusion matrix.
+
+    Returns:
+      ``{"accuracy": scalar, "f1_macro": scalar, "f1_per_class": (C,),
+      "cct_score": scalar}``; each entry equals its `*_from_cm` function.
+    """
+    return {"accuracy": accuracy_from_cm(cm), "f1_macro": f1_macro_from_cm(cm),
+            "f1_per_class": f1_per_class_from_cm(cm), "cct_score": cct_score_from_cm(cm)}
 
 
 def accuracy(y_true: Any, y_pred: Any, *, where: Any = None) -> jax.Array:

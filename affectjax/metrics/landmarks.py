@@ -27,15 +27,17 @@ class LandmarkStats(NamedTuple):
     failures: jax.Array
 
 
-def _validate(pred: Any, target: Any, where: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
-    pred = _checks.as_array(pred, "pred")
-    target = _checks.as_array(target, "target")
-    _checks.check_rank(target, (3,), "target")
+def _validate(y_true: Any, y_pred: Any,
+              where: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Checks the inputs; returns ``(pred, target, mask)`` for the traced code."""
+    pred = _checks.as_array(y_pred, "y_pred")
+    target = _checks.as_array(y_true, "y_true")
+    _checks.check_rank(target, (3,), "y_true")
     if target.shape[1] < 2 or target.shape[2] != 2:
         raise ValueError(
-            f"target: expected shape (N, L >= 2, 2) with eye centres first, got "
+            f"y_true: expected shape (N, L >= 2, 2) with eye centres first, got "
             f"{target.shape}")
-    _checks.check_same_shape(target, pred, "target", "pred")
+    _checks.check_same_shape(target, pred, "y_true", "y_pred")
     if where is None:
         mask = jnp.ones(target.shape[:1], bool)
     else:
@@ -59,7 +61,7 @@ def _check_eyes(target: jax.Array, mask: jax.Array) -> None:
     bad = np.asarray(mask) & ~(iod > 0)
     if bad.any():
         raise ValueError(
-            f"target: image {int(np.argmax(bad))} has zero inter-ocular "
+            f"y_true: image {int(np.argmax(bad))} has zero inter-ocular "
             f"distance (points 0 and 1 coincide)")
 
 
@@ -80,27 +82,43 @@ def _batch(pred: jax.Array, target: jax.Array, mask: jax.Array,
     return per, stats
 
 
-def nme(pred: Any, target: Any, *, where: Any = None) -> tuple[jax.Array, jax.Array]:
-    """Inter-ocular normalised mean error (iFAN paper, MTFL protocol).
+def nme_per_item(y_true: Any, y_pred: Any, *, where: Any = None) -> jax.Array:
+    """Inter-ocular NME of each image (iFAN paper, MTFL protocol).
 
     Args:
-      pred: (N, L, 2) predicted landmarks (L = 5 in the batch contract).
-      target: (N, L, 2) targets; points 0 and 1 are the eye centres.
+      y_true: (N, L, 2) target landmarks; points 0 and 1 are the eye centres
+        (L = 5 in the batch contract).
+      y_pred: (N, L, 2) predicted landmarks.
       where: optional (N,) bool, True for images with landmark labels.
 
     Returns:
-      (per-image NME of shape (N,), 0 for masked images; mean over unmasked
-      images, 0 if none). On concrete input a present image whose eye centres
-      coincide raises ValueError; under `jit` it gives inf or nan.
+      Shape (N,): each image's NME, 0 for masked images. On concrete input a
+      present image whose eye centres coincide raises ValueError; under `jit` it
+      gives inf or nan.
     """
-    per, stats = _batch(*_validate(pred, target, where), 0.0)
-    return per, landmark_finalize(stats)["nme"]
+    per, _ = _batch(*_validate(y_true, y_pred, where), 0.0)
+    return per
 
 
-def failure_rate(pred: Any, target: Any, threshold: float = 0.1, *,
+def nme(y_true: Any, y_pred: Any, *, where: Any = None) -> jax.Array:
+    """Mean inter-ocular normalised error over the images (iFAN paper, MTFL protocol).
+
+    Arguments as in `nme_per_item`.
+
+    Returns:
+      A scalar: the mean NME over the unmasked images, 0 if none.
+    """
+    _, stats = _batch(*_validate(y_true, y_pred, where), 0.0)
+    return landmark_finalize(stats)["nme"]
+
+
+def failure_rate(y_true: Any, y_pred: Any, *, threshold: float = 0.1,
                  where: Any = None) -> jax.Array:
-    """Fraction of (unmasked) images with NME > threshold (iFAN: 10 %)."""
-    _, stats = _batch(*_validate(pred, target, where), threshold)
+    """Fraction of (unmasked) images with NME > threshold (iFAN: 10 %); a scalar.
+
+    Arguments as in `nme_per_item`.
+    """
+    _, stats = _batch(*_validate(y_true, y_pred, where), threshold)
     return landmark_finalize(stats)["failure_rate"]
 
 
@@ -110,10 +128,10 @@ def landmark_init() -> LandmarkStats:
                          jnp.zeros((), jnp.int32))
 
 
-def landmark_update(stats: LandmarkStats, pred: Any, target: Any, *,
+def landmark_update(stats: LandmarkStats, y_true: Any, y_pred: Any, *,
                     threshold: float = 0.1, where: Any = None) -> LandmarkStats:
     """Adds one batch (arguments as in `nme`; failures use `threshold`)."""
-    _, batch = _batch(*_validate(pred, target, where), threshold)
+    _, batch = _batch(*_validate(y_true, y_pred, where), threshold)
     return landmark_merge(stats, batch)
 
 

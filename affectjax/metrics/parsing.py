@@ -18,8 +18,9 @@ counts as correct for mouth-all). Background, face skin and hair are NOT in
 the overall score.
 
 The streaming statistic is the pixel confusion matrix (per-class TP/FP/FN
-are not enough once classes are merged into groups): accumulate it with
-`affectjax.metrics.confusion_update` and finish with `parsing_fscore_from_cm`.
+are not enough once classes are merged into groups): `parsing_init()`, then
+`parsing_update` per batch (`parsing_merge` adds two matrices), then
+`parsing_finalize` once.
 """
 
 from typing import Any, Mapping, Sequence
@@ -28,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from affectjax import registry
 from affectjax.metrics import _checks
 from affectjax.metrics import classification
 
@@ -74,7 +76,7 @@ def _fscore(tp: jax.Array, fp: jax.Array, fn: jax.Array) -> jax.Array:
     return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1), 0.0)
 
 
-def parsing_fscore_from_cm(
+def parsing_finalize(
         cm: jax.Array, *,
         groups: Mapping[str, Sequence[int]] | None = None,
         overall: Sequence[str] | None = None) -> dict[str, Any]:
@@ -102,9 +104,8 @@ def parsing_fscore_from_cm(
     for name, members in groups.items():
         if not members or any(not 0 <= int(k) < c for k in members):
             raise ValueError(f"groups: group {name!r} has classes {members} outside [0, {c})")
-    missing = [name for name in overall if name not in groups]
-    if missing:
-        raise KeyError(f"overall: unknown groups {missing}; choices: {sorted(groups)}")
+    for name in overall:
+        registry.lookup(groups, name, "overall group")
     pooled = [k for name in overall for k in groups[name]]
     if len(set(pooled)) != len(pooled):
         raise ValueError(f"overall: groups {tuple(overall)} share classes")
@@ -119,29 +120,60 @@ def parsing_fscore_from_cm(
             "overall": total}
 
 
-def parsing_fscore(pred: Any, target: Any, num_classes: int = 11, *,
+parsing_fscore_from_cm = parsing_finalize
+"""The earlier name of `parsing_finalize`, kept for existing callers."""
+
+
+def parsing_init(num_classes: int = len(HELEN_CLASSES)) -> jax.Array:
+    """An all-zero (num_classes, num_classes) int32 pixel confusion matrix."""
+    return classification.confusion_init(num_classes)
+
+
+def parsing_update(cm: jax.Array, y_true: Any, y_pred: Any, *,
+                   where: Any = None) -> jax.Array:
+    """Adds one batch of label maps to the pixel confusion matrix.
+
+    Args:
+      cm: (C, C) matrix from `parsing_init` or an earlier update.
+      y_true: (N, H, W) true class per pixel; -1 marks unlabelled pixels.
+      y_pred: (N, H, W) predicted class per pixel.
+      where: optional mask, (N, H, W) per pixel or (N,) per image.
+
+    Returns:
+      The updated (C, C) matrix.
+    """
+    num_classes = int(jnp.shape(cm)[0])
+    y_true = _checks.as_array(y_true, "y_true")
+    y_pred = _checks.as_array(y_pred, "y_pred")
+    _checks.check_rank(y_true, (3,), "y_true")
+    _checks.check_same_shape(y_true, y_pred, "y_true", "y_pred")
+    _checks.check_labels(y_true, num_classes, "y_true")
+    where = _checks.check_mask(where, y_true)
+    _checks.check_labels(y_pred, num_classes, "y_pred", allow_missing=False,
+                         only=_checks.host_mask(where, y_true))
+    return classification.confusion_update(cm, y_true, y_pred, where=where)
+
+
+def parsing_merge(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Merges two pixel confusion matrices (their sum)."""
+    return classification.confusion_merge(a, b)
+
+
+def parsing_fscore(y_true: Any, y_pred: Any, num_classes: int = 11, *,
                    where: Any = None,
                    groups: Mapping[str, Sequence[int]] | None = None,
                    overall: Sequence[str] | None = None) -> dict[str, Any]:
     """Face-parsing F-scores per class, per group and overall (Helen protocol).
 
     Args:
-      pred: (N, H, W) predicted class per pixel.
-      target: (N, H, W) true class per pixel; -1 marks unlabelled pixels.
+      y_true: (N, H, W) true class per pixel; -1 marks unlabelled pixels.
+      y_pred: (N, H, W) predicted class per pixel.
       num_classes: number of classes (11 for Helen).
       where: optional mask, (N, H, W) per pixel or (N,) per image.
-      groups, overall: see `parsing_fscore_from_cm`.
+      groups, overall: see `parsing_finalize`.
 
     Returns:
       {"per_class": (C,), "groups": {name: scalar}, "overall": scalar}.
     """
-    target = _checks.as_array(target, "target")
-    pred = _checks.as_array(pred, "pred")
-    _checks.check_rank(target, (3,), "target")
-    _checks.check_same_shape(target, pred, "target", "pred")
-    _checks.check_labels(target, int(num_classes), "target")
-    where = _checks.check_mask(where, target)
-    _checks.check_labels(pred, int(num_classes), "pred", allow_missing=False,
-                         only=_checks.host_mask(where, target))
-    cm = classification.confusion_matrix(target, pred, num_classes, where=where)
-    return parsing_fscore_from_cm(cm, groups=groups, overall=overall)
+    cm = parsing_update(parsing_init(num_classes), y_true, y_pred, where=where)
+    return parsing_finalize(cm, groups=groups, overall=overall)

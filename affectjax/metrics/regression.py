@@ -57,14 +57,19 @@ def ccc_init(num_outputs: int = 1) -> CCCStats:
                     *(jnp.zeros((int(num_outputs),), jnp.float32) for _ in range(5)))
 
 
-def _validate(x: Any, y: Any, where: Any) -> tuple[jax.Array, jax.Array, Any]:
-    """Validates x, y (same shape, rank 1 or 2) and the mask shape."""
-    x = _checks.as_array(x, "x")
-    y = _checks.as_array(y, "y")
-    _checks.check_rank(x, (1, 2), "x")
-    _checks.check_same_shape(x, y, "x", "y")
-    where = _checks.check_mask(where, x)
-    return x, y, where
+def _validate(y_true: Any, y_pred: Any, where: Any) -> tuple[jax.Array, jax.Array, Any]:
+    """Validates the inputs (same shape, rank 1 or 2) and the mask shape.
+
+    Returns:
+      ``(x, y, where)`` with x the predictions and y the targets, the order of the
+      fields of `CCCStats`.
+    """
+    y_true = _checks.as_array(y_true, "y_true")
+    y_pred = _checks.as_array(y_pred, "y_pred")
+    _checks.check_rank(y_true, (1, 2), "y_true")
+    _checks.check_same_shape(y_true, y_pred, "y_true", "y_pred")
+    where = _checks.check_mask(where, y_true)
+    return y_pred, y_true, where
 
 
 def _columns(x: jax.Array, y: jax.Array,
@@ -127,23 +132,24 @@ def _merge(a: CCCStats, b: CCCStats) -> CCCStats:
     )
 
 
-def ccc_update(stats: CCCStats, x: Any, y: Any, *, where: Any = None) -> CCCStats:
+def ccc_update(stats: CCCStats, y_true: Any, y_pred: Any, *,
+               where: Any = None) -> CCCStats:
     """Adds one batch to the CCC statistics.
 
     Args:
       stats: statistics from `ccc_init(K)` or an earlier update.
-      x: predictions, shape (N, K), or (N,) when K = 1.
-      y: targets, same shape as `x`.
-      where: optional mask, shape of `x` or (N,); False items are ignored.
+      y_true: targets, shape (N, K), or (N,) when K = 1.
+      y_pred: predictions, same shape as `y_true`.
+      where: optional mask, shape of `y_true` or (N,); False items are ignored.
 
     Returns:
       Updated `CCCStats`.
     """
-    x, y, where = _validate(x, y, where)
+    x, y, where = _validate(y_true, y_pred, where)
     num_outputs = 1 if x.ndim == 1 else x.shape[1]
     if num_outputs != jnp.shape(stats.n)[0]:
         raise ValueError(
-            f"x: {num_outputs} outputs per item, but stats hold "
+            f"y_true: {num_outputs} outputs per item, but stats hold "
             f"{jnp.shape(stats.n)[0]} (see ccc_init(num_outputs))")
     return ccc_merge(stats, _batch_stats(x, y, where))
 
@@ -164,20 +170,21 @@ def ccc_finalize(stats: CCCStats) -> jax.Array:
     return jnp.where(ok, 2.0 * cov / jnp.where(ok, denom, 1.0), 0.0)
 
 
-def ccc(x: Any, y: Any, *, where: Any = None) -> jax.Array:
+def ccc(y_true: Any, y_pred: Any, *, where: Any = None) -> jax.Array:
     """Dataset-level CCC with population variances (ABAW metric script).
 
     CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2), MT-EmotiEffNet paper
-    (ABAW4), P_VA term. Returns 0 where the denominator is 0.
+    (ABAW4), P_VA term. Returns 0 where the denominator is 0. CCC is symmetric;
+    the arguments follow the `(y_true, y_pred)` order of every metric.
 
     Args:
-      x: predictions, shape (N,) or (N, K).
-      y: targets, same shape.
-      where: optional mask, shape of `x` or (N,).
+      y_true: targets, shape (N,) or (N, K).
+      y_pred: predictions, same shape.
+      where: optional mask, shape of `y_true` or (N,).
 
     Returns:
       A scalar for (N,) input, else shape (K,): one CCC per column.
     """
-    x, y, where = _validate(x, y, where)
+    x, y, where = _validate(y_true, y_pred, where)
     out = ccc_finalize(_batch_stats(x, y, where))
     return out[0] if x.ndim == 1 else out

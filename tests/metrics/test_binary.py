@@ -50,14 +50,14 @@ def test_one_dimensional_labels_give_scalars():
 
 def test_au_f1_threshold_rule_and_mean():
     y, scores = _multilabel(np.random.default_rng(2), 90, 12)
-    per, mean = metrics.au_f1(y, scores)
+    mean = metrics.au_f1(y, scores)
+    assert mean.shape == ()
     want = [skm.f1_score(y[y[:, j] != -1, j], scores[y[:, j] != -1, j] >= 0.5,
                          zero_division=0) for j in range(12)]
-    np.testing.assert_allclose(per, want, rtol=1e-5)
+    np.testing.assert_allclose(metrics.binary_f1(y, scores, thresholds=0.5), want, rtol=1e-5)
     np.testing.assert_allclose(mean, np.mean(want), rtol=1e-5)
     # A score equal to the threshold is positive.
-    per, _ = metrics.au_f1(np.array([[1]]), np.array([[0.5]], np.float32))
-    assert float(per[0]) == 1.0
+    assert float(metrics.au_f1(np.array([[1]]), np.array([[0.5]], np.float32))) == 1.0
 
 
 def test_degenerate_columns():
@@ -80,12 +80,25 @@ def test_streaming_equals_one_shot(splits, masked_batch_mask):
     one = metrics.binary_counts(y, scores, thresholds=0.5, where=mask)
     for got, want in zip(stats, one):
         np.testing.assert_array_equal(got, want)
-    np.testing.assert_allclose(metrics.au_f1_from_stats(stats)[0],
-                               metrics.au_f1(y, scores, where=mask)[0])
+    np.testing.assert_allclose(metrics.au_f1_from_stats(stats),
+                               metrics.au_f1(y, scores, where=mask), rtol=1e-6)
     np.testing.assert_allclose(metrics.weighted_accuracy_from_stats(stats),
                                metrics.weighted_accuracy(y, scores, thresholds=0.5, where=mask))
     np.testing.assert_allclose(metrics.binary_f1_from_stats(stats),
                                metrics.binary_f1(y[mask], scores[mask], thresholds=0.5))
+    final = metrics.binary_finalize(stats)
+    assert sorted(final) == ["au_f1", "f1", "weighted_accuracy"]
+    np.testing.assert_allclose(final["f1"], metrics.binary_f1_from_stats(stats))
+    np.testing.assert_allclose(final["au_f1"], metrics.au_f1_from_stats(stats))
+    np.testing.assert_allclose(final["weighted_accuracy"],
+                               metrics.weighted_accuracy_from_stats(stats))
+    halves = metrics.binary_merge(
+        metrics.binary_update(metrics.binary_init(k), y[:30], scores[:30], thresholds=0.5,
+                              where=mask[:30]),
+        metrics.binary_update(metrics.binary_init(k), y[30:], scores[30:], thresholds=0.5,
+                              where=mask[30:]))
+    for got, want in zip(halves, stats):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_errors_name_the_argument():

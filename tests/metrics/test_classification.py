@@ -83,6 +83,13 @@ def test_streaming_equals_one_shot(splits, masked_batch_mask):
                                metrics.accuracy(y_true, y_pred, where=mask), rtol=1e-6)
     np.testing.assert_allclose(metrics.cct_score_from_cm(cm),
                                metrics.cct_score(y_true, y_pred, c, where=mask))
+    final = metrics.confusion_finalize(cm)
+    assert sorted(final) == ["accuracy", "cct_score", "f1_macro", "f1_per_class"]
+    np.testing.assert_allclose(final["f1_macro"], metrics.f1_macro_from_cm(cm))
+    np.testing.assert_allclose(final["accuracy"], metrics.accuracy_from_cm(cm))
+    np.testing.assert_allclose(final["cct_score"], metrics.cct_score_from_cm(cm))
+    np.testing.assert_allclose(final["f1_per_class"],
+                               metrics.f1_per_class(y_true, y_pred, c, where=mask))
 
 
 def test_errors_name_the_argument():

@@ -16,6 +16,7 @@ def ref_ccc(x, y):
 
 
 def _data(rng, shape):
+    """(x, y): predictions x and targets y; metrics take them as (y, x)."""
     x = rng.normal(size=shape)
     y = 0.7 * x + 0.5 * rng.normal(size=shape) + 0.3
     return x.astype(np.float32), y.astype(np.float32)
@@ -24,7 +25,7 @@ def _data(rng, shape):
 @pytest.mark.parametrize("shape", [(7,), (40,), (33, 3)])
 def test_ccc_matches_numpy(shape):
     x, y = _data(np.random.default_rng(1), shape)
-    got = np.asarray(metrics.ccc(x, y))
+    got = np.asarray(metrics.ccc(y, x))
     if len(shape) == 1:
         assert got.shape == ()
         np.testing.assert_allclose(got, ref_ccc(x, y), rtol=1e-5)
@@ -46,11 +47,11 @@ def test_ccc_properties():
 def test_ccc_where_equals_slicing():
     x, y = _data(np.random.default_rng(4), (30, 2))
     mask = np.random.default_rng(5).random(30) < 0.6
-    np.testing.assert_allclose(metrics.ccc(x, y, where=mask), metrics.ccc(x[mask], y[mask]),
+    np.testing.assert_allclose(metrics.ccc(y, x, where=mask), metrics.ccc(y[mask], x[mask]),
                                rtol=1e-5)
     full = np.random.default_rng(6).random((30, 2)) < 0.6
     for k in range(2):
-        np.testing.assert_allclose(metrics.ccc(x, y, where=full)[k],
+        np.testing.assert_allclose(metrics.ccc(y, x, where=full)[k],
                                    ref_ccc(x[full[:, k], k], y[full[:, k], k]), rtol=1e-5)
 
 
@@ -59,7 +60,7 @@ def test_ccc_degenerate_is_zero_and_jittable():
     assert float(metrics.ccc(const, const)) == 0.0
     assert float(metrics.ccc(const, const, where=np.zeros(10, bool))) == 0.0
     x, y = _data(np.random.default_rng(7), (20,))
-    np.testing.assert_allclose(jax.jit(metrics.ccc)(x, y), ref_ccc(x, y), rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(metrics.ccc)(y, x), ref_ccc(x, y), rtol=1e-5)
 
 
 def test_streaming_equals_one_shot(splits, masked_batch_mask):
@@ -70,9 +71,9 @@ def test_streaming_equals_one_shot(splits, masked_batch_mask):
     update = jax.jit(metrics.ccc_update)
     stats = metrics.ccc_init(2)
     for s in batches:
-        stats = update(stats, x[s], y[s], where=mask[s])
+        stats = update(stats, y[s], x[s], where=mask[s])
     assert stats.n.tolist() == [int(mask.sum())] * 2
-    np.testing.assert_allclose(metrics.ccc_finalize(stats), metrics.ccc(x, y, where=mask),
+    np.testing.assert_allclose(metrics.ccc_finalize(stats), metrics.ccc(y, x, where=mask),
                                rtol=1e-5, atol=1e-6)
     want = [ref_ccc(x[mask, k], y[mask, k]) for k in range(2)]
     np.testing.assert_allclose(metrics.ccc_finalize(stats), want, rtol=1e-5)
@@ -81,9 +82,9 @@ def test_streaming_equals_one_shot(splits, masked_batch_mask):
 def test_dataset_ccc_is_not_mean_of_batch_cccs():
     x, y = _data(np.random.default_rng(9), (40,))
     y[:20] += 1.0  # A shift between the two halves.
-    halves = [metrics.ccc(x[:20], y[:20]), metrics.ccc(x[20:], y[20:])]
-    stats = metrics.ccc_update(metrics.ccc_init(), x[:20], y[:20])
-    stats = metrics.ccc_update(stats, x[20:], y[20:])
+    halves = [metrics.ccc(y[:20], x[:20]), metrics.ccc(y[20:], x[20:])]
+    stats = metrics.ccc_update(metrics.ccc_init(), y[:20], x[:20])
+    stats = metrics.ccc_update(stats, y[20:], x[20:])
     got = metrics.ccc_finalize(stats)[0]
     np.testing.assert_allclose(got, ref_ccc(x, y), rtol=1e-5)
     assert abs(float(got) - float(np.mean(halves))) > 1e-2
@@ -91,8 +92,8 @@ def test_dataset_ccc_is_not_mean_of_batch_cccs():
 
 def test_merge_is_order_independent():
     x, y = _data(np.random.default_rng(10), (50, 2))
-    a = metrics.ccc_update(metrics.ccc_init(2), x[:13], y[:13])
-    b = metrics.ccc_update(metrics.ccc_init(2), x[13:], y[13:])
+    a = metrics.ccc_update(metrics.ccc_init(2), y[:13], x[:13])
+    b = metrics.ccc_update(metrics.ccc_init(2), y[13:], x[13:])
     np.testing.assert_allclose(metrics.ccc_finalize(metrics.ccc_merge(a, b)),
                                metrics.ccc_finalize(metrics.ccc_merge(b, a)), rtol=1e-5)
 
@@ -107,7 +108,7 @@ def test_float32_streaming_with_large_offset():
     stats = metrics.ccc_init()
     update = jax.jit(metrics.ccc_update)
     for start in range(0, n, 100):
-        stats = update(stats, x[start:start + 100], y[start:start + 100])
+        stats = update(stats, y[start:start + 100], x[start:start + 100])
     assert stats.m2_x.dtype == jnp.float32
     np.testing.assert_allclose(metrics.ccc_finalize(stats)[0], want, rtol=2e-4)
     # The raw power sums in float32 lose the variance entirely at this offset.
@@ -121,13 +122,23 @@ def test_float32_streaming_with_large_offset():
 
 def test_errors_name_the_argument():
     x = np.zeros((4, 2), np.float32)
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match="y_pred: shape"):
         metrics.ccc(x, np.zeros((4, 3)))
-    with pytest.raises(ValueError, match="x: expected rank"):
+    with pytest.raises(ValueError, match="y_true: expected rank"):
         metrics.ccc(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="where"):
         metrics.ccc(x, x, where=np.ones(3, bool))
-    with pytest.raises(ValueError, match="x: 2 outputs"):
+    with pytest.raises(ValueError, match="y_true: 2 outputs"):
         metrics.ccc_update(metrics.ccc_init(1), x, x)
     with pytest.raises(ValueError, match="num_outputs"):
         metrics.ccc_init(0)
+
+
+def test_arguments_are_y_true_then_y_pred():
+    x, y = _data(np.random.default_rng(12), (20,))
+    np.testing.assert_allclose(metrics.ccc(y_true=y, y_pred=x), ref_ccc(x, y), rtol=1e-5)
+    stats = metrics.ccc_update(metrics.ccc_init(), y_true=y, y_pred=x)
+    np.testing.assert_allclose(stats.mean_x, x.mean(), rtol=1e-5)  # mean_x: predictions
+    np.testing.assert_allclose(stats.mean_y, y.mean(), rtol=1e-5)
+    with pytest.raises(TypeError):
+        metrics.ccc(x=x, y=y)  # pylint: disable=unexpected-keyword-arg
