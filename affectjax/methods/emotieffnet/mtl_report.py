@@ -2,6 +2,9 @@
 
 `run_pipeline` chains the paper's post-pre-training steps on one config:
 
+0. optionally (``pretrain.enabled``), the backbone's own pre-training run
+   (`pretrain_backbone`), so that one command, and a sweep over seeds, covers Table 2's
+   comparison of backbones pre-trained on expressions + VA and on expressions only;
 1. features of the frozen backbone per split, cached (`affectjax.methods.emotieffnet.features`);
 2. the ``mtl_heads`` method on them, heads trained separately or simultaneously
    (`affectjax.methods.emotieffnet.mtl_heads.train_heads`);
@@ -30,6 +33,7 @@ Chance level: P_VA 0 (a constant prediction has CCC 0), P_EXPR of uniform random
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -63,14 +67,14 @@ def score(va_pred: np.ndarray, expr_scores: np.ndarray, au_scores: np.ndarray,
     """
     thresholds = np.broadcast_to(np.asarray(au_thresholds, np.float32), (au_scores.shape[1],))
     pred = np.argmax(expr_scores, -1)
-    out = metrics_lib.abaw_mtl_score(va_pred, labels["va"], np.asarray(labels["va_mask"], bool),
-                                     pred, labels["expr"], au_scores, labels["au"],
+    out = metrics_lib.abaw_mtl_score(labels["va"], va_pred, labels["expr"], pred, labels["au"],
+                                     au_scores, va_mask=np.asarray(labels["va_mask"], bool),
                                      au_threshold=thresholds)
     result = {k: float(v) for k, v in out.items()}
     cm = np.asarray(metrics_lib.confusion_matrix(labels["expr"], pred, expr_scores.shape[1]))
     result["expr_f1"] = np.asarray(metrics_lib.f1_per_class_from_cm(cm), float).tolist()
-    result["au_f1"] = np.asarray(metrics_lib.au_f1(labels["au"], au_scores,
-                                                   thresholds=thresholds)[0], float).tolist()
+    result["au_f1"] = np.asarray(metrics_lib.binary_f1(labels["au"], au_scores,
+                                                       thresholds=thresholds), float).tolist()
     result["confusion_matrix"] = cm.tolist()
     return result
 
@@ -164,7 +168,8 @@ def check_config(config: Any) -> None:
 
     Checks the heads' model, the balancer, the phases, the tuning expert and the backbone
     weights (``features.checkpoint`` or ``features.workdir``, at most one, existing; the
-    ``backbone`` expert needs a converted checkpoint's head in ABAW expression order).
+    ``backbone`` expert needs a converted checkpoint's head in ABAW expression order with
+    all 8 classes: `affectjax.convert.meta_head_order` reads its ``meta.json``).
     """
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
     from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
@@ -193,17 +198,67 @@ def check_config(config: Any) -> None:
         raise DataError(f"config.features.checkpoint={checkpoint}: no meta.json (not written "
                         "by python -m affectjax.convert)")
     if meta_path and expert == "backbone":
+        from affectjax import convert  # pylint: disable=import-outside-toplevel
         with open(meta_path) as f:
-            order = json.load(f).get("head_order")
-        if order == "affectnet":
-            raise ConfigError(f"config.features.checkpoint={checkpoint} has the authors' "
-                              "AffectNet expression order; the backbone expert needs ABAW "
-                              "order (convert with --head-order abaw) or use "
+            meta = json.load(f)
+        try:
+            order = convert.meta_head_order(meta)
+        except ValueError as err:
+            raise ConfigError(f"config.features.checkpoint={checkpoint}: {err}") from None
+        if order == "alphabetical":
+            raise ConfigError(f"config.features.checkpoint={checkpoint} has the released "
+                              "checkpoints' alphabetical expression order; the backbone expert "
+                              "needs ABAW order (convert with --head-order abaw) or use "
                               "--config.tuning.expert=none")
+        n = meta.get("model_kwargs", {}).get("num_expressions", 8)
+        if n != 8:
+            raise ConfigError(f"config.features.checkpoint={checkpoint} has {n} expression "
+                              "logits; the backbone expert needs the 8 ABAW ones (a 7-class "
+                              "head has no Other): use --config.tuning.expert=none")
     if workdir and not os.path.isdir(workdir):
         raise DataError(f"config.features.workdir={workdir}: no such directory (train the "
                         "backbone first, e.g. python train.py --config configs/quickstart.py "
                         f"--workdir {workdir})")
+
+
+def pretrain_backbone(config: Any, workdir: str) -> Any:
+    """Stage 0 (``config.pretrain.enabled``): trains the backbone in ``<workdir>/backbone``.
+
+    The backbone's run is ``config.pretrain.config`` (an ``emotieffnet`` config such as
+    ``configs/quickstart.py``, e.g. with ``loss.tasks = "expr"`` for the expressions-only
+    baseline of paper 1's Table 2) at the pipeline's seed, through the generic loop; a
+    finished run is reused. Returns `config` with ``features.workdir`` pointing at it
+    (unchanged when pretraining is off).
+    """
+    from affectjax.methods.emotieffnet import pretrain  # pylint: disable=import-outside-toplevel
+    from affectjax.train import loop  # pylint: disable=import-outside-toplevel
+    from affectjax.train.errors import ConfigError  # pylint: disable=import-outside-toplevel
+
+    stage = config.get("pretrain", None)
+    if stage is None or not stage.get("enabled", False):
+        return config
+    if config.features.get("checkpoint", "") or config.features.get("workdir", ""):
+        raise ConfigError("config.pretrain.enabled trains the backbone itself: leave "
+                          "config.features.checkpoint and config.features.workdir empty")
+    backbone = copy.deepcopy(stage.config)
+    backbone.seed = config.seed
+    run_dir = os.path.join(workdir, "backbone")
+    if not os.path.exists(os.path.join(run_dir, "final_metrics.json")):
+        print(f"pretrain: training the backbone ({backbone.loss.tasks}) in {run_dir}",
+              flush=True)
+        loop.train_and_evaluate(backbone, run_dir, pretrain.EMOTIEFFNET)
+    config = copy.deepcopy(config)
+    config.features.workdir = run_dir
+    return config
+
+
+def _backbone_eval(run_dir: str) -> dict[str, Any] | None:
+    """The backbone run's own final evaluation (None for a converted checkpoint)."""
+    path = os.path.join(run_dir, "final_metrics.json") if run_dir else ""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("eval")
 
 
 def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
@@ -232,6 +287,7 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
+    config = pretrain_backbone(config, workdir)
     check_config(config)
     with setup.user_errors():
         train_split, eval_split = config.data.train_split, config.data.eval_split
@@ -253,6 +309,7 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
              "eval": scalars, "best": {"metric": "P_MTL", "mode": "max",
                                        "value": scalars["P_MTL"], "step": heads.final["step"]},
              "chance": chance, **results, "train": heads.history[-1] if heads.history else None,
+             "backbone": _backbone_eval(config.features.get("workdir", "")),
              "steps": heads.final["step"], "seconds": round(time.perf_counter() - t0, 2)}
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)

@@ -288,3 +288,26 @@ def test_config_mistakes_are_one_line_before_any_work(key, value, expected, tmp_
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ({"head_order": "alphabetical", "expressions": []}, "alphabetical expression order"),
+    ({"head_order": "affectnet"}, "alphabetical expression order"),  # earlier meta value
+    ({"head_order": "abaw"}, "reconvert"),  # permuted by the earlier, wrong mapping
+    ({"head_order": "abaw", "expressions": [], "model_kwargs": {"num_expressions": 7}},
+     "7 expression logits"),
+])
+def test_backbone_expert_needs_an_eight_class_abaw_head(meta, expected, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "meta.json").write_text(json.dumps({"arch": "emotieffnet", **meta}))
+    config = small_config()
+    config.data.data_dir = str(tmp_path / "data")
+    config.tuning.expert = "backbone"
+    config.features.checkpoint = str(ckpt)
+    with pytest.raises(SystemExit) as exc:
+        methods.run(config, str(tmp_path / "run"))
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not (tmp_path / "data").exists()
