@@ -142,7 +142,7 @@ def _eval_stats(outputs, intermediates, batch):
     expr = jnp.where(valid, batch["expr"], -1)
     num_expr = outputs["expr_logits"].shape[-1]
     return {
-        "ccc": metrics_lib.ccc_update(metrics_lib.ccc_init(2), outputs["va"], batch["va"],
+        "ccc": metrics_lib.ccc_update(metrics_lib.ccc_init(2), batch["va"], outputs["va"],
                                       where=batch["va_mask"].astype(bool) & valid),
         "confusion_matrix": metrics_lib.confusion_matrix(
             expr, jnp.argmax(outputs["expr_logits"], -1), num_expr),

@@ -82,7 +82,7 @@ def _emotieffnet_stats(outputs, intermediates, batch):
     expr = jnp.where(valid, batch["expr"], -1)
     cm = metrics_lib.confusion_matrix(expr, jnp.argmax(logits, -1), logits.shape[-1])
     va_mask = batch["va_mask"].astype(bool) & valid
-    ccc = metrics_lib.ccc_update(metrics_lib.ccc_init(2), outputs["va"], batch["va"],
+    ccc = metrics_lib.ccc_update(metrics_lib.ccc_init(2), batch["va"], outputs["va"],
                                  where=va_mask)
     return {"confusion_matrix": cm, "ccc": ccc}
 
