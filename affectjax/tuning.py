@@ -15,6 +15,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from affectjax import registry
+
 DEFAULT_THRESHOLD_GRID = np.arange(0.1, 1.0, 0.1)
 DEFAULT_WEIGHT_GRID = np.linspace(0.0, 1.0, 11)
 
@@ -41,9 +43,9 @@ class BlendResult(NamedTuple):
     scores: np.ndarray
 
 
-def _binary_f1(scores: np.ndarray, labels: np.ndarray,
+def _binary_f1(labels: np.ndarray, scores: np.ndarray,
                thresholds: np.ndarray) -> np.ndarray:
-    """F1 per (threshold, column): scores, labels (N, K); thresholds (T,) -> (T, K)."""
+    """F1 per (threshold, column): labels, scores (N, K); thresholds (T,) -> (T, K)."""
     pred = scores[None] >= thresholds[:, None, None]
     valid = labels != -1
     pos = (labels == 1)[None]
@@ -83,10 +85,10 @@ def tune_au_thresholds(scores: Any, labels: Any, *,
     grid = np.asarray(grid, np.float64).reshape(-1)
     if grid.size == 0:
         raise ValueError("grid: expected at least one threshold")
-    f1_grid = _binary_f1(scores, labels, grid)
+    f1_grid = _binary_f1(labels, scores, grid)
     best = np.argmax(f1_grid, axis=0)  # First maximum: ties pick the first grid value.
     cols = np.arange(scores.shape[1])
-    f1_before = _binary_f1(scores, labels, np.array([0.5]))[0]
+    f1_before = _binary_f1(labels, scores, np.array([0.5]))[0]
     return ThresholdResult(grid[best], f1_before, f1_grid[best, cols], f1_grid)
 
 
@@ -114,7 +116,7 @@ def _accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def _au_f1(labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(np.mean(_binary_f1(scores, labels, np.array([0.5]))[0]))
+    return float(np.mean(_binary_f1(labels, scores, np.array([0.5]))[0]))
 
 
 # Built-in metrics for `tune_blend_weight`: metric(labels, scores) -> float.
@@ -145,11 +147,7 @@ def tune_blend_weight(scores_a: Any, scores_b: Any, labels: Any, *,
       `BlendResult(weight, score, scores)`, scores[i] the metric at grid[i].
     """
     if isinstance(metric, str):
-        try:
-            metric = BLEND_METRICS[metric]
-        except KeyError:
-            raise KeyError(
-                f"metric: unknown {metric!r}; choices: {sorted(BLEND_METRICS)}") from None
+        metric = registry.lookup(BLEND_METRICS, metric, "metric")
     a = np.asarray(scores_a, np.float64)
     b = np.asarray(scores_b, np.float64)
     labels = np.asarray(labels)

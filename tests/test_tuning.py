@@ -104,7 +104,7 @@ def test_errors_name_the_argument():
         tuning.tune_au_thresholds(scores, labels + 2)
     with pytest.raises(ValueError, match="grid"):
         tuning.tune_au_thresholds(scores, labels, grid=[])
-    with pytest.raises(KeyError, match="metric: unknown 'f2'; choices"):
+    with pytest.raises(KeyError, match=r"unknown metric 'f2'; choose one of \['accuracy', 'au_f1', 'f1_macro'\]"):
         tuning.tune_blend_weight(scores, scores, labels, metric="f2")
     with pytest.raises(ValueError, match="scores_b: shape"):
         tuning.tune_blend_weight(scores, scores[:5], labels, metric="au_f1")
