@@ -14,6 +14,9 @@ of pure functions (see `affectjax.balancing.base`). One train step serves them a
 
     grads = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)   # model and balancer params
 
+`epoch` is required only by the epoch-based balancers (DWA, REMA, DWEMA, and GradNorm
+with ``initial_losses="first_epoch"``); the others accept ``update(bstate, losses)``.
+
 When a task has no labelled sample in a batch (cross-dataset hybrid training, masked
 labels), pass `present`, a (K,) bool vector: `balancer.update(bstate, losses,
 epoch=epoch, present=present)`. An absent task leaves every per-task statistic of the
@@ -24,6 +27,7 @@ GradNorm also needs per-task gradient norms of the shared parameters; its module
 docstring (`affectjax.balancing.grad_norm`) shows the extra two lines.
 """
 
+from affectjax import registry
 from affectjax.balancing.base import Balancer
 from affectjax.balancing.dynamic import DWAState, EpochLossHistory, dwa
 from affectjax.balancing.moving_average import EmaState, RatedEmaState, dwema, ema, rema
@@ -57,10 +61,7 @@ def create(name: str, **kwargs) -> Balancer:
     Raises:
       KeyError: if `name` is unknown; the message lists the choices.
     """
-    if name not in BALANCERS:
-        raise KeyError(
-            f"unknown balancer {name!r}; choices: {', '.join(sorted(BALANCERS))}")
-    return BALANCERS[name](**kwargs)
+    return registry.lookup(BALANCERS, name, "balancer")(**kwargs)
 
 
 __all__ = [

@@ -5,11 +5,14 @@ A balancer is a NamedTuple of four pure functions, in the spirit of an optax
 
 * `init(num_tasks) -> state`: a NamedTuple of fixed-shape arrays, so it can live in a
   jitted `TrainState` and in the carry of `jax.lax.scan`.
-* `update(state, losses, *, epoch, present=None) -> (weights, new_state)`: `losses` is
-  the (K,) vector of this step's task losses, which the caller passes through
+* `update(state, losses, *, epoch=None, present=None) -> (weights, new_state)`: `losses`
+  is the (K,) vector of this step's task losses, which the caller passes through
   `jax.lax.stop_gradient` (the weights are treated as constants by backpropagation, as in
   every method here); `epoch` is an int32 scalar, possibly traced, giving the current
-  0-based epoch; `present` is an optional (K,) bool vector, possibly traced, marking the
+  0-based epoch: the epoch-based balancers (DWA, REMA, DWEMA, and GradNorm with
+  ``initial_losses="first_epoch"``) require it and raise a TypeError naming `epoch`
+  without it, the others accept and ignore it (checking its type when given);
+  `present` is an optional (K,) bool vector, possibly traced, marking the
   tasks that have at least one labelled sample in this batch (None: all of them). An
   absent task's loss is a placeholder (0 for a fully masked batch) and leaves every
   per-task statistic of the state unchanged, as if the step had not happened for it
@@ -83,14 +86,30 @@ def check_losses(losses: Array, num_tasks: int, name: str = "losses") -> Array:
     return losses
 
 
-def check_epoch(epoch: Any) -> Array:
-    """Checks that `epoch` is an integer scalar; returns it as int32."""
+def check_epoch(epoch: Any) -> Array | None:
+    """Checks that `epoch` is None or an integer scalar; returns None or it as int32."""
+    if epoch is None:
+        return None
     epoch = jnp.asarray(epoch)
     if epoch.ndim != 0:
         raise ValueError(f"epoch must be a scalar, got shape {epoch.shape}")
     if not jnp.issubdtype(epoch.dtype, jnp.integer):
         raise TypeError(f"epoch must be an integer, got dtype {epoch.dtype}")
     return epoch.astype(jnp.int32)
+
+
+def require_epoch(epoch: Any, balancer: str) -> Array:
+    """`check_epoch` for a balancer that needs the epoch: None raises a TypeError.
+
+    Args:
+      epoch: the `epoch` argument of `update`.
+      balancer: the balancer's name, for the message.
+    """
+    if epoch is None:
+        raise TypeError(
+            f"{balancer}.update needs epoch=: the current 0-based epoch as an int scalar "
+            f"(it works on per-epoch loss means), e.g. update(state, losses, epoch=epoch)")
+    return check_epoch(epoch)
 
 
 def check_present(present: Any, num_tasks: int) -> Array:

@@ -148,11 +148,12 @@ def dwa(temperature: float = 2.0) -> base.Balancer:
     def init(num_tasks: int) -> DWAState:
         return DWAState(history=init_history(num_tasks))
 
-    def update(state: DWAState, losses: jax.Array, *, epoch, present=None) -> tuple:
+    def update(state: DWAState, losses: jax.Array, *, epoch=None, present=None) -> tuple:
+        epoch = base.require_epoch(epoch, "dwa")
         losses = base.check_losses(losses, state.history.last.shape[0])
         present = base.check_present(present, losses.shape[0])
         history = update_history(state.history, losses.astype(base.STATE_DTYPE),
-                                 base.check_epoch(epoch), present)
+                                 epoch, present)
         rates, ready = training_rates(history)
         return dwa_weights(rates, ready, temperature), DWAState(history=history)
 

@@ -168,10 +168,14 @@ def gradnorm(alpha: float = 1.5, initial_losses: str = "first_step") -> base.Bal
                              count=jnp.zeros_like(ones),
                              active=jnp.array(not first_epoch))
 
-    def update(state: GradNormState, losses: jax.Array, *, epoch, present=None) -> tuple:
+    def update(state: GradNormState, losses: jax.Array, *, epoch=None,
+               present=None) -> tuple:
+        if first_epoch:
+            epoch = base.require_epoch(epoch, "gradnorm(initial_losses='first_epoch')")
+        else:
+            base.check_epoch(epoch)
         losses = base.check_losses(losses, state.initial_losses.shape[0])
         losses = losses.astype(base.STATE_DTYPE)
-        epoch = base.check_epoch(epoch)
         present = base.check_present(present, losses.shape[0])
         accumulate = state.count == 0
         if first_epoch:

@@ -118,7 +118,7 @@ def ema(beta: float = 0.1, eps: float = DEFAULT_EPS) -> base.Balancer:
     """
     _check_hyper(beta, eps)
 
-    def update(state: EmaState, losses: jax.Array, *, epoch, present=None) -> tuple:
+    def update(state: EmaState, losses: jax.Array, *, epoch=None, present=None) -> tuple:
         losses = base.check_losses(losses, state.average.shape[0])
         base.check_epoch(epoch)
         present = base.check_present(present, losses.shape[0])
@@ -128,17 +128,18 @@ def ema(beta: float = 0.1, eps: float = DEFAULT_EPS) -> base.Balancer:
     return base.Balancer(init_ema, update, base.no_params, base.weighted_sum)
 
 
-def _rated_ema(beta: float, eps: float, rate_factor) -> base.Balancer:
+def _rated_ema(name: str, beta: float, eps: float, rate_factor) -> base.Balancer:
     _check_hyper(beta, eps)
 
     def init(num_tasks: int) -> RatedEmaState:
         return RatedEmaState(ema=init_ema(num_tasks),
                              history=dynamic.init_history(num_tasks))
 
-    def update(state: RatedEmaState, losses: jax.Array, *, epoch, present=None) -> tuple:
+    def update(state: RatedEmaState, losses: jax.Array, *, epoch=None,
+               present=None) -> tuple:
+        epoch = base.require_epoch(epoch, name)
         losses = base.check_losses(losses, state.ema.average.shape[0])
         losses = losses.astype(base.STATE_DTYPE)
-        epoch = base.check_epoch(epoch)
         present = base.check_present(present, losses.shape[0])
         ema_state = update_ema(state.ema, losses, beta, present)
         history = dynamic.update_history(state.history, losses, epoch, present)
@@ -164,7 +165,7 @@ def rema(beta: float = 0.1, eps: float = DEFAULT_EPS) -> base.Balancer:
     def rate_factor(rates, ready):
         return jnp.where(ready, rates, jnp.ones_like(rates))
 
-    return _rated_ema(beta, eps, rate_factor)
+    return _rated_ema("rema", beta, eps, rate_factor)
 
 
 def dwema(beta: float = 0.1, temperature: float = 2.0,
@@ -186,4 +187,4 @@ def dwema(beta: float = 0.1, temperature: float = 2.0,
     def rate_factor(rates, ready):
         return dynamic.dwa_weights(rates, ready, temperature)
 
-    return _rated_ema(beta, eps, rate_factor)
+    return _rated_ema("dwema", beta, eps, rate_factor)

@@ -33,7 +33,8 @@ def _static_balancer(make_weights) -> base.Balancer:
     def init(num_tasks: int) -> StaticState:
         return StaticState(weights=make_weights(base.check_num_tasks(num_tasks)))
 
-    def update(state: StaticState, losses: jax.Array, *, epoch, present=None) -> tuple:
+    def update(state: StaticState, losses: jax.Array, *, epoch=None,
+               present=None) -> tuple:
         base.check_losses(losses, state.weights.shape[0])
         base.check_epoch(epoch)
         base.check_present(present, state.weights.shape[0])  # no per-task statistics

@@ -67,7 +67,7 @@ def uw(init_log_var: float = INIT_LOG_VAR) -> base.Balancer:
         num_tasks = base.check_num_tasks(num_tasks)
         return UncertaintyState(weights=jnp.ones((num_tasks,), base.STATE_DTYPE))
 
-    def update(state: UncertaintyState, losses: jax.Array, *, epoch,
+    def update(state: UncertaintyState, losses: jax.Array, *, epoch=None,
                present=None) -> tuple:
         base.check_losses(losses, state.weights.shape[0])
         base.check_epoch(epoch)

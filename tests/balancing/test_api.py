@@ -22,8 +22,37 @@ def test_registry_lists_every_method():
 
 
 def test_create_unknown_name_lists_choices():
-    with pytest.raises(KeyError, match="choices: dwa, dwema, ema, ew"):
+    with pytest.raises(KeyError, match=r"unknown balancer 'dynamic'; choose one of "
+                                       r"\['dwa', 'dwema', 'ema', 'ew', 'fixed', 'gradnorm', "
+                                       r"'rema', 'uw'\]"):
         balancing.create("dynamic")
+
+
+EPOCH_BASED = {"dwa", "rema", "dwema"}
+
+
+@pytest.mark.parametrize("name", sorted(balancing.BALANCERS))
+def test_epoch_is_required_only_by_the_epoch_based_balancers(name):
+    balancer = make(name)
+    state = balancer.init(3)
+    losses = jnp.array([1.0, 2.0, 3.0])
+    if name in EPOCH_BASED:
+        with pytest.raises(TypeError, match=rf"{name}\.update needs epoch="):
+            balancer.update(state, losses)
+        with pytest.raises(TypeError, match="needs epoch="):
+            jax.jit(balancer.update)(state, losses)
+        return
+    without, _ = balancer.update(state, losses)
+    with_epoch, _ = balancer.update(state, losses, epoch=0)
+    np.testing.assert_array_equal(without, with_epoch)
+    jitted, _ = jax.jit(balancer.update)(state, losses)
+    np.testing.assert_allclose(jitted, without, rtol=1e-6)
+
+
+def test_gradnorm_first_epoch_requires_epoch():
+    balancer = balancing.gradnorm(initial_losses="first_epoch")
+    with pytest.raises(TypeError, match="gradnorm.*needs epoch="):
+        balancer.update(balancer.init(2), jnp.ones(2))
 
 
 @pytest.mark.parametrize("name", sorted(balancing.BALANCERS))
