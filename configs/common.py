@@ -38,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
         balancer_learning_rate=1e-3))  # for balancers with trainable parameters (uw).
     c.balancer = ml_collections.ConfigDict(dict(name="ew"))  # + the balancer's kwargs.
     c.loss = ml_collections.ConfigDict(dict(
+        tasks="va+expr",  # the trained tasks; "expr": expressions only (paper 1, Table 2).
         class_weights=True,  # w_c = max_k N_k / N_c from the training split (eq. 1).
         ccc_ddof=0,  # 1 = the authors' unbiased CCC variances.
         ccc_eps=0.0))

@@ -16,7 +16,7 @@ from typing import Any
 
 from affectjax import registry
 from affectjax.methods.emotieffnet import lsd
-from affectjax.methods.emotieffnet import mtl_heads
+from affectjax.methods.emotieffnet import mtl_report
 from affectjax.methods.emotieffnet import pretrain
 from affectjax.train import loop
 from affectjax.train.errors import ConfigError
@@ -24,7 +24,7 @@ from affectjax.train.method import Method
 
 METHODS: dict[str, Method] = {
     "emotieffnet": pretrain.EMOTIEFFNET,
-    "mtl_heads": mtl_heads.MTL_HEADS,
+    "mtl_heads": mtl_report.MTL_HEADS_PIPELINE,
     "lsd": lsd.LSD,
 }
 

@@ -146,7 +146,7 @@ def test_emotieffnet_task_losses_sum_to_eq1(monkeypatch):
         np.testing.assert_allclose(parts_pad[key], parts_sliced[key], rtol=1e-5)
 
     # Expressions only (the paper's Table 2 baseline): VA is absent from every batch.
-    cfg.loss.tasks = ("expr",)
+    cfg.loss.tasks = "expr"
     parts_expr, present_expr = methods.EMOTIEFFNET.make_loss(cfg, _Source())(outputs, {}, batch)
     assert not bool(present_expr["va"]) and bool(present_expr["expr"])
     assert float(parts_expr["va"]) == 0.0

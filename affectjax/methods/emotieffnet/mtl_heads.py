@@ -26,11 +26,11 @@ outputs by task masks. So it is uni-task in its gradient, not in its batches: th
 head's batch-level CCC sees the variable number of VA-labelled rows of each batch (on
 SynthFaces every frame carries every label, so there the two readings coincide).
 
-`train_heads` runs the phases through the generic loop (`affectjax.train.loop.fit`) on
-the cached features (`FeatureLoader`, `heads_stage`); `predict` applies the heads. The
-method is a pipeline (``Method.pipeline``,
-`affectjax.methods.emotieffnet.mtl_report.run_pipeline`: features -> heads -> tuning ->
-report), so one command runs it all:
+`MTL_HEADS` is the heads' training on features; `train_heads` runs its phases through the
+generic loop (`affectjax.train.loop.fit`) on the cached features (`FeatureLoader`,
+`heads_stage`); `predict` applies the heads. The registered method ``mtl_heads`` is the
+whole pipeline (`affectjax.methods.emotieffnet.mtl_report.MTL_HEADS_PIPELINE`: features
+-> heads -> tuning -> report), so one command runs it all:
 
     python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \
         --config.features.workdir=runs/quickstart
@@ -182,17 +182,11 @@ def _collect(outputs, batch):
             "au_scores": np.asarray(outputs["au"])[keep], "au_true": np.asarray(batch["au"])[keep]}
 
 
-def _pipeline(config: Any, workdir: str) -> dict[str, Any]:
-    from affectjax.methods.emotieffnet import mtl_report  # pylint: disable=import-outside-toplevel
-    return mtl_report.run_pipeline(config, workdir)
-
-
 MTL_HEADS = Method(
     name="mtl_heads", task_names=TASKS, groups=TASKS, build_model=_build_model,
     param_groups=_param_groups, make_loss=_make_loss, eval_stats=_eval_stats,
     eval_merge=_eval_merge, eval_finalize=_eval_finalize, collect=_collect,
-    best_metric="P_MTL", inputs_fn=feature_inputs, batch_keys=BATCH_KEYS,
-    pipeline=_pipeline)
+    best_metric="P_MTL", inputs_fn=feature_inputs, batch_keys=BATCH_KEYS)
 
 
 def separate_phases(epochs: float, learning_rate: float) -> tuple[tuple[str, ...], Any]:
@@ -288,7 +282,7 @@ def heads_stage(train: Mapping[str, np.ndarray],
                                     batch_size=config.get("eval_batch_size", 0) or 256)
         return train_loader, eval_loader, train_loader.source
 
-    return dataclasses.replace(MTL_HEADS, make_data=make_data, pipeline=None)
+    return dataclasses.replace(MTL_HEADS, make_data=make_data)
 
 
 def train_heads(config: Any, train: Mapping[str, np.ndarray], *, workdir: str,

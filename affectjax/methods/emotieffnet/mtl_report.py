@@ -34,6 +34,7 @@ Chance level: P_VA 0 (a constant prediction has CCC 0), P_EXPR of uniform random
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -41,9 +42,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from affectjax import balancing
 from affectjax import labels
 from affectjax import metrics as metrics_lib
 from affectjax import tuning
+from affectjax.methods.emotieffnet import features
+from affectjax.methods.emotieffnet import mtl_heads
+from affectjax.methods.emotieffnet import mtl_plots
+from affectjax.methods.emotieffnet import pretrain
+from affectjax.train import loop
+from affectjax.train import setup
+from affectjax.train.errors import ConfigError, DataError
 
 EXPRESSIONS = labels.EXPRESSIONS
 AUS = labels.AUS
@@ -171,10 +180,6 @@ def check_config(config: Any) -> None:
     ``backbone`` expert needs a converted checkpoint's head in ABAW expression order with
     all 8 classes: `affectjax.convert.meta_head_order` reads its ``meta.json``).
     """
-    from affectjax import balancing  # pylint: disable=import-outside-toplevel
-    from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
-    from affectjax.train import setup  # pylint: disable=import-outside-toplevel
-    from affectjax.train.errors import ConfigError, DataError  # pylint: disable=import-outside-toplevel
 
     with setup.user_errors():
         mtl_heads.MTL_HEADS.build_model(config)
@@ -230,9 +235,6 @@ def pretrain_backbone(config: Any, workdir: str) -> Any:
     finished run is reused. Returns `config` with ``features.workdir`` pointing at it
     (unchanged when pretraining is off).
     """
-    from affectjax.methods.emotieffnet import pretrain  # pylint: disable=import-outside-toplevel
-    from affectjax.train import loop  # pylint: disable=import-outside-toplevel
-    from affectjax.train.errors import ConfigError  # pylint: disable=import-outside-toplevel
 
     stage = config.get("pretrain", None)
     if stage is None or not stage.get("enabled", False):
@@ -280,10 +282,6 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
     Raises:
       UserError: a bad config value, missing data or backbone weights (one line).
     """
-    from affectjax.methods.emotieffnet import features  # pylint: disable=import-outside-toplevel
-    from affectjax.methods.emotieffnet import mtl_plots  # pylint: disable=import-outside-toplevel
-    from affectjax.methods.emotieffnet import mtl_heads  # pylint: disable=import-outside-toplevel
-    from affectjax.train import setup  # pylint: disable=import-outside-toplevel
 
     t0 = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
@@ -325,3 +323,7 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
           f"{t['P_EXPR']:.3f}) P_AU {b['P_AU']:.3f} (tuned {t['P_AU']:.3f}) in "
           f"{final['seconds']:.0f} s -> {workdir}/report.md", flush=True)
     return final
+
+
+# The registered ``mtl_heads`` method: the heads' Method with this module's pipeline.
+MTL_HEADS_PIPELINE = dataclasses.replace(mtl_heads.MTL_HEADS, pipeline=run_pipeline)

@@ -3,8 +3,8 @@
 An EfficientNet with one Linear(features -> 8 + 2) head, loss eq. (1) = [1 - (CCC_V +
 CCC_A)/2] + class-weighted CE with w_c = max_k N_k / N_c from the training set's counts,
 split into the two tasks ``va`` and ``expr`` that the balancer sums (``ew``: eq. 1
-exactly; ``loss.tasks = ("expr",)`` trains on expressions only, the paper's Table 2
-baseline). Parameter groups: ``head`` (the ``classifier`` Dense) and ``backbone``
+exactly; ``loss.tasks = "expr"`` trains on expressions only, the paper's Table 2
+baseline: the VA task is then absent from every batch, with loss 0). Parameter groups: ``head`` (the ``classifier`` Dense) and ``backbone``
 (everything else, the part GradNorm balances), for the paper's head-only phase.
 Evaluation: expression macro-F1 and accuracy over 8 classes, CCC of valence and arousal
 (population variances, ABAW), ``score`` = P_EXPR + P_VA.
@@ -41,6 +41,16 @@ def _emotieffnet_groups(params: Any) -> Any:
             for k, v in params.items()}
 
 
+def parse_tasks(spec: Any) -> tuple[str, ...]:
+    """``config.loss.tasks``: ``"va+expr"``, ``"expr"``, ``"va"`` or a tuple of names."""
+    tasks = tuple(t.strip() for t in spec.split("+")) if isinstance(spec, str) else tuple(spec)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks or len(set(tasks)) != len(tasks):
+        raise ValueError(f"config.loss.tasks={spec!r}: give a non-empty '+'-joined subset of "
+                         f"{list(TASKS)}, e.g. 'va+expr' or 'expr'")
+    return tasks
+
+
 def _emotieffnet_loss(config: Any, train_source: Any) -> LossFn:
     loss_cfg = config.get("loss", {})
     num = int(config.model.get("num_expressions", 8))
@@ -51,10 +61,7 @@ def _emotieffnet_loss(config: Any, train_source: Any) -> LossFn:
         weights = losses_lib.class_balanced_weights(counts)
     ddof = int(loss_cfg.get("ccc_ddof", 0))
     eps = float(loss_cfg.get("ccc_eps", 0.0))
-    tasks = tuple(loss_cfg.get("tasks", TASKS))
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        raise ValueError(f"config.loss.tasks={tasks!r}: choose a non-empty subset of {TASKS}")
+    tasks = parse_tasks(loss_cfg.get("tasks", "va+expr"))
 
     def loss_fn(outputs, intermediates, batch):
         del intermediates

@@ -62,7 +62,8 @@ def _init(config, arrays):
 
 def test_registered_method_builds_its_model_and_groups():
     method = methods.get_method("mtl_heads")
-    assert method is MTL_HEADS and method.pipeline is not None
+    assert method.pipeline is not None and MTL_HEADS.pipeline is None
+    assert method.task_names == MTL_HEADS.task_names
     config = small_config()
     model, variables = _init(config, synthetic_features(4, 0))
     groups = method.param_groups(variables["params"])
