@@ -193,6 +193,39 @@ def load_backbone(model_config: Mapping[str, Any], *, checkpoint: str = "",
     return model, variables, origin
 
 
+def require_abaw_head(checkpoint: str, key: str) -> dict[str, Any]:
+    """Checks that a converted checkpoint's expression head is in ABAW order.
+
+    The authors' released heads are alphabetical (`affectjax.convert.RELEASED_EXPRESSIONS`);
+    anything that reads the backbone's own expression scores as ABAW classes needs the
+    head converted with ``--head-order abaw``.
+
+    Args:
+      checkpoint: a ``python -m affectjax.convert`` directory.
+      key: the config key that named it, for the error message.
+
+    Returns:
+      The checkpoint's ``meta.json``.
+
+    Raises:
+      ConfigError: one line, for an alphabetical head or one permuted by an earlier
+        version of the converter.
+    """
+    from affectjax import convert  # pylint: disable=import-outside-toplevel
+    from affectjax.train.errors import ConfigError  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(checkpoint, "meta.json")) as f:
+        meta = json.load(f)
+    try:
+        order = convert.meta_head_order(meta)
+    except ValueError as err:
+        raise ConfigError(f"{key}={checkpoint}: {err}") from None
+    if order == "alphabetical":
+        raise ConfigError(f"{key}={checkpoint} has the released checkpoints' alphabetical "
+                          "expression order; its expression scores are read in ABAW order "
+                          "here: convert it with --head-order abaw")
+    return meta
+
+
 def check_matches(model: Any, variables: Mapping[str, Any], origin: str) -> None:
     """Raises ValueError (one line) unless `variables` has exactly `model`'s parameter shapes.
 

@@ -106,6 +106,8 @@ def _pretrained(config: Any, workdir: str) -> tuple[Any, Any, str]:
         raise DataError(f"config.lsd.pretrained_workdir={run}: no trainer run there (no best/ "
                         "or checkpoints/); train it first, e.g. python train.py --config "
                         f"configs/quickstart.py --workdir {run}")
+    if ckpt and os.path.isfile(os.path.join(ckpt, "meta.json")):
+        features_lib.require_abaw_head(ckpt, "config.lsd.pretrained_checkpoint")
     model, variables, origin = features_lib.load_backbone(
         config.model, checkpoint=ckpt, workdir=run)
     if ckpt:

@@ -203,18 +203,7 @@ def check_config(config: Any) -> None:
         raise DataError(f"config.features.checkpoint={checkpoint}: no meta.json (not written "
                         "by python -m affectjax.convert)")
     if meta_path and expert == "backbone":
-        from affectjax import convert  # pylint: disable=import-outside-toplevel
-        with open(meta_path) as f:
-            meta = json.load(f)
-        try:
-            order = convert.meta_head_order(meta)
-        except ValueError as err:
-            raise ConfigError(f"config.features.checkpoint={checkpoint}: {err}") from None
-        if order == "alphabetical":
-            raise ConfigError(f"config.features.checkpoint={checkpoint} has the released "
-                              "checkpoints' alphabetical expression order; the backbone expert "
-                              "needs ABAW order (convert with --head-order abaw) or use "
-                              "--config.tuning.expert=none")
+        meta = features.require_abaw_head(checkpoint, "config.features.checkpoint")
         n = meta.get("model_kwargs", {}).get("num_expressions", 8)
         if n != 8:
             raise ConfigError(f"config.features.checkpoint={checkpoint} has {n} expression "

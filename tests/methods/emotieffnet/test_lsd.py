@@ -284,3 +284,33 @@ def test_class_folder_training_set_drops_neutral_and_maps_names(tmp_path):
     config.lsd.super_resolution = "bicubic"
     with pytest.raises(UserError, match="new --workdir"):
         lsd_data.write_training_set(config, str(tmp_path / "out"))
+
+
+def test_finetune_stage_names_its_six_classes(tmp_path):
+    from affectjax import labels  # pylint: disable=import-outside-toplevel
+    from affectjax.train import plots  # pylint: disable=import-outside-toplevel
+    config = lsd_synthfaces.get_config()
+    assert tuple(lsd.LSD_FINETUNE.class_names(config)) == (
+        "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
+    # A 6-class confusion matrix with the 8 ABAW names is refused, not cut to 6 names.
+    with pytest.raises(ValueError, match="8 class names"):
+        plots.plot_confusion(np.eye(6, dtype=int), labels.EXPRESSIONS, str(tmp_path / "c.png"))
+    path = plots.plot_confusion(np.eye(6, dtype=int), lsd.LSD_FINETUNE.class_names(config),
+                                str(tmp_path / "c.png"))
+    assert os.path.exists(path)
+
+
+@pytest.mark.parametrize("meta", [{"head_order": "alphabetical"},
+                                  {"head_order": "abaw"}])  # abaw without "expressions": old
+def test_pretrained_checkpoint_must_be_in_abaw_order(tmp_path, meta):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "meta.json").write_text(json.dumps(dict(meta, arch="emotieffnet")))
+    config = lsd_config(tmp_path / "data", "")
+    config.lsd.pretrained_workdir = ""
+    config.lsd.pretrained_checkpoint = str(ckpt)
+    with pytest.raises(UserError) as err:
+        methods.train_and_evaluate(config, str(tmp_path / "run"))
+    message = str(err.value)
+    assert "\n" not in message and "pretrained_checkpoint" in message
+    assert "--head-order abaw" in message
