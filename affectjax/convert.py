@@ -50,6 +50,7 @@ import numpy as np
 from flax import traverse_util
 
 from affectjax import models
+from affectjax import registry
 
 RELEASED_EXPRESSIONS: tuple[str, ...] = (
     "Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
@@ -183,14 +184,14 @@ def convert_state_dict(
 def from_timm(state_dict: Mapping[str, Any], name: str, **kwargs: Any) -> dict[str, Any]:
     """Converts a timm EfficientNet (or MT-EmotiEffNet) state dict; see `convert_state_dict`."""
     if name not in TIMM_NAMES:
-        raise KeyError(f"from_timm: model {name!r} has no timm layout; choices: {list(TIMM_NAMES)}")
+        raise registry.unknown_name_error("timm model", name, TIMM_NAMES)
     return convert_state_dict(state_dict, name, **kwargs)
 
 
 def from_torchvision(state_dict: Mapping[str, Any], name: str, **kwargs: Any) -> dict[str, Any]:
     """Converts a torchvision ResNet state dict; see `convert_state_dict`."""
     if name not in TORCHVISION_NAMES:
-        raise KeyError(f"from_torchvision: model {name!r} has no torchvision layout; choices: {list(TORCHVISION_NAMES)}")
+        raise registry.unknown_name_error("torchvision model", name, TORCHVISION_NAMES)
     return convert_state_dict(state_dict, name, **kwargs)
 
 

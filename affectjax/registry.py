@@ -13,9 +13,18 @@ from typing import Iterable, Mapping, TypeVar
 T = TypeVar("T")
 
 
+def unknown_name_message(what: str, name: object, choices: Iterable[str]) -> str:
+    """The one wording of an unknown name: ``unknown <what> 'x'; choose one of [...]``.
+
+    For errors that must keep another exception type (a data-format or config error);
+    otherwise raise `unknown_name_error`.
+    """
+    return f"unknown {what} {name!r}; choose one of {sorted(choices)}"
+
+
 def unknown_name_error(what: str, name: object, choices: Iterable[str]) -> KeyError:
     """The KeyError for an unknown `name`: ``unknown <what> 'x'; choose one of [...]``."""
-    return KeyError(f"unknown {what} {name!r}; choose one of {sorted(choices)}")
+    return KeyError(unknown_name_message(what, name, choices))
 
 
 def lookup(registry: Mapping[str, T], name: str, what: str) -> T:

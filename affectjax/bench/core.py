@@ -45,6 +45,7 @@ import optax
 from affectjax.bench import timing
 from affectjax.bench import torch_reference as torch_bench
 from affectjax import models
+from affectjax import registry
 
 
 def _optimizer(name: str, lr: float = 1e-3) -> optax.GradientTransformation:
@@ -52,7 +53,7 @@ def _optimizer(name: str, lr: float = 1e-3) -> optax.GradientTransformation:
         return optax.sgd(lr, momentum=0.9)
     if name == "adam":
         return optax.adam(lr)
-    raise KeyError(f"optimizer {name!r} unknown; choices: ['adam', 'sgd']")
+    raise registry.unknown_name_error("optimizer", name, ("adam", "sgd"))
 
 
 def _jax_peak_mb(device: jax.Device) -> float | None:
@@ -120,10 +121,9 @@ def make_affectjax_train_step(
     Raises:
         KeyError: unknown model, dtype or optimizer, listing the choices.
     """
-    if dtype not in DTYPES:
-        raise KeyError(f"dtype {dtype!r} unknown; choices: {sorted(DTYPES)}")
+    compute_dtype = registry.lookup(DTYPES, dtype, "dtype")
     tx = _optimizer(optimizer)
-    model = models.create(model_name, dtype=DTYPES[dtype], **(model_kwargs or {}))
+    model = models.create(model_name, dtype=compute_dtype, **(model_kwargs or {}))
     rng = np.random.default_rng(0)
     shape = (batch_size, image_size, image_size, 3)
     images = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
@@ -276,7 +276,7 @@ def run(
 ) -> dict[str, Any]:
     """Benchmarks affectjax (and the PyTorch reference) and returns the JSON-able record."""
     if model not in models.MODELS:
-        raise KeyError(f"unknown model {model!r}; choices: {sorted(models.MODELS)}")
+        raise registry.unknown_name_error("model", model, models.MODELS)
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
     if steps < 1 or warmup < 0:

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from affectjax import registry
+
 KINDS = ("symmetric", "class_dependent")
 # ABAW order: Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other.
 CONFUSABLE = np.array([5, 2, 1, 6, 0, 0, 3, 0], np.int32)
@@ -31,12 +33,12 @@ def check_spec(spec: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if not isinstance(spec, dict):
         raise TypeError(f"label_noise must be a dict or None, got {type(spec).__name__}")
-    unknown = set(spec) - {"kind", "rate", "seed"}
+    unknown = sorted(set(spec) - {"kind", "rate", "seed"})
     if unknown:
-        raise ValueError(f"label_noise has unknown keys {sorted(unknown)}; "
-                         "allowed: kind, rate, seed")
+        raise ValueError(registry.unknown_name_message(
+            "label_noise key", unknown[0], ("kind", "rate", "seed")))
     if spec.get("kind") not in KINDS:
-        raise KeyError(f"label_noise kind {spec.get('kind')!r} unknown; choose one of {KINDS}")
+        raise registry.unknown_name_error("label_noise kind", spec.get("kind"), KINDS)
     rate = float(spec.get("rate", 0.2))
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"label_noise rate must lie in [0, 1], got {rate}")

@@ -24,6 +24,7 @@ import grain
 import ml_collections
 import numpy as np
 
+from affectjax import registry
 from affectjax.data import preprocess as pp
 from affectjax.data.builders import DATASETS
 from affectjax.data.builders import MANUAL
@@ -61,11 +62,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 def get_builder_class(name: str):
     """The builder class of ``name``; an unknown name lists the choices."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown data set {name!r} (data.name); choices: "
-                       f"{', '.join(sorted(DATASETS))}") from None
+    return registry.lookup(DATASETS, name, "data set")
 
 
 def _as_dict(value: Any) -> dict:
@@ -129,8 +126,7 @@ class Source:
     def __init__(self, builder, split: str):
         available = list(builder.info.splits)
         if split not in available:
-            raise KeyError(f"split {split!r} not in {builder.name}; "
-                           f"choices: {', '.join(available)}")
+            raise registry.unknown_name_error(f"{builder.name} split", split, available)
         self.builder, self.split = builder, split
         self._ds = builder.as_data_source(split)
         feats = builder.info.features

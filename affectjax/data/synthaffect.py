@@ -44,6 +44,8 @@ from typing import Mapping
 
 import numpy as np
 
+from affectjax import registry
+
 LATENT_EMOTIONS = ("Neutral", "Happy", "Sad", "Anger", "Surprise", "Disgust", "Fear")
 # Russell-circumplex (valence, arousal) prototype of each latent emotion.
 _PROTOTYPES = np.array(
@@ -106,10 +108,9 @@ class SynthAffect:
 
     def __init__(self, variant: str, split: str, *, seed: int = 0, seq_len: int = 50,
                  num_examples: int | None = None, observe_all: bool = False):
-        if variant not in VARIANTS:
-            raise KeyError(f"Unknown SynthAffect variant {variant!r}; choices: {sorted(VARIANTS)}")
+        registry.lookup(VARIANTS, variant, "SynthAffect variant")
         if split not in SPLITS:
-            raise KeyError(f"Unknown split {split!r}; choices: {list(SPLITS)}")
+            raise registry.unknown_name_error("SynthAffect split", split, SPLITS)
         if seq_len < 2 * _BURST:
             raise ValueError(f"seq_len must be >= {2 * _BURST}, got {seq_len}")
         self.variant, self.split, self.seed, self.seq_len = variant, split, seed, seq_len

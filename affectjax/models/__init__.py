@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from affectjax import registry
 from affectjax.models.efficientnet import EFFICIENTNET_NAMES, EfficientNet, efficientnet
 from affectjax.models.emotieffnet import EmotiEffNet, emotieffnet, make_feature_fn
 from affectjax.models.resnet import ResNet, resnet18
@@ -54,9 +55,7 @@ def create(name: str, **kwargs: Any) -> nn.Module:
     Raises:
         KeyError: unknown name, listing the choices.
     """
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; choices: {sorted(MODELS)}")
-    return MODELS[name](**kwargs)
+    return registry.lookup(MODELS, name, "model")(**kwargs)
 
 
 __all__ = [

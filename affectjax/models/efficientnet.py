@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from affectjax import registry
 from affectjax.models.efficientnet_blocks import BLOCKS
 from affectjax.models.efficientnet_builder import (
     EFFICIENTNET_B0_ARCH,
@@ -169,7 +170,7 @@ def efficientnet_config(name: str) -> dict[str, Any]:
     if name == "efficientnet_tiny":
         return dict(arch=EFFICIENTNET_TINY_ARCH, stem_size=8, num_features=64, num_classes=10)
     if name not in EFFICIENTNET_NAMES:
-        raise KeyError(f"EfficientNet {name!r} unknown; choices: {list(EFFICIENTNET_NAMES)}")
+        raise registry.unknown_name_error("EfficientNet", name, EFFICIENTNET_NAMES)
     width, depth, _, dropout = EFFICIENTNET_PARAMS[name.removeprefix("tf_").removeprefix("efficientnet_")]
     config: dict[str, Any] = dict(width_multiplier=width, depth_multiplier=depth, drop_rate=dropout)
     if name.startswith("tf_"):

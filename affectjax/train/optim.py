@@ -23,6 +23,7 @@ import jax
 import optax
 from optax import contrib
 
+from affectjax import registry
 from affectjax.train.errors import ConfigError
 
 FROZEN = "frozen"
@@ -47,7 +48,7 @@ def _base(name: str, cfg: Any, lr: optax.ScalarOrSchedule) -> optax.GradientTran
         tx = optax.rmsprop(lr, decay=cfg.get("rms_decay", 0.9), eps=cfg.get("eps", 1e-8),
                            momentum=cfg.get("momentum", 0.0) or None)
         return optax.chain(optax.add_decayed_weights(wd), tx) if wd else tx
-    raise KeyError(f"unknown optimizer.name {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    raise registry.unknown_name_error("optimizer.name", name, OPTIMIZERS)
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -80,7 +81,7 @@ def make_schedule(cfg: Any, learning_rate: float, *, steps_per_epoch: int,
         sched = schedules.per_epoch_exponential_decay(
             learning_rate, steps_per_epoch=steps_per_epoch, decay=cfg.get("decay", 0.95))
     else:
-        raise KeyError(f"unknown optimizer.schedule {name!r}; choose one of {list(SCHEDULES)}")
+        raise registry.unknown_name_error("optimizer.schedule", name, SCHEDULES)
     if warmup > 0:
         ramp = optax.linear_schedule(0.0, learning_rate, warmup)
         sched = optax.join_schedules([ramp, sched], [warmup])
@@ -102,9 +103,13 @@ def parse_trainable(spec: str, groups: Iterable[str]) -> tuple[str, ...]:
         return groups
     names = tuple(s.strip() for s in spec.split(",") if s.strip())
     unknown = [n for n in names if n not in groups]
-    if unknown or not names:
-        raise ConfigError(f"trainable={spec!r}: unknown parameter group(s) {unknown}; "
-                          f"choose 'all' or a comma-separated subset of {list(groups)}")
+    if unknown:
+        raise ConfigError(f"trainable={spec!r}: "
+                          f"{registry.unknown_name_message('parameter group', unknown[0], groups)}"
+                          " (or 'all')")
+    if not names:
+        raise ConfigError(f"trainable={spec!r}: give 'all' or a comma-separated subset of "
+                          f"{sorted(groups)}")
     return names
 
 
@@ -130,7 +135,7 @@ def build_optimizer(cfg: Any, *, learning_rate: float, labels: dict[str, Any],
     """
     name = cfg.get("name", "adam")
     if name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer.name {name!r}; choose one of {list(OPTIMIZERS)}")
+        raise registry.unknown_name_error("optimizer.name", name, OPTIMIZERS)
     if not learning_rate > 0:
         raise ConfigError(f"learning_rate must be > 0, got {learning_rate}")
     lr_multipliers = dict(lr_multipliers or {})

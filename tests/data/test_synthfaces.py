@@ -53,7 +53,8 @@ def test_determinism_per_seed_and_index():
 
 
 def test_unknown_domain_and_bad_input():
-    with pytest.raises(KeyError, match="grayscale_lowres.*studio.*wild"):
+    with pytest.raises(KeyError, match="unknown SynthFaces domain 'lab'; choose one of "
+                                       r"\['grayscale_lowres'.*'studio'.*'wild'\]"):
         SynthFaces(4, domain="lab")
     ds = SynthFaces(4)
     with pytest.raises(IndexError, match="out of range"):

@@ -27,14 +27,15 @@ def test_registry_is_documented_set():
 
 
 def test_unknown_name_lists_choices():
-    with pytest.raises(KeyError) as err:
+    with pytest.raises(KeyError, match="unknown model 'efficientnet_b9'; choose one of") as err:
         models.create("efficientnet_b9")
     for name in models.MODELS:
         assert name in str(err.value)
 
 
 def test_unknown_emotieffnet_backbone_lists_choices():
-    with pytest.raises(KeyError, match="tf_efficientnet_b0"):
+    with pytest.raises(KeyError, match=r"unknown EfficientNet 'resnet50'; choose one of .*"
+                                       r"'tf_efficientnet_b0'"):
         models.create("emotieffnet", backbone="resnet50")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from affectjax import registry
 from affectjax.data.builders import common
 from affectjax.data import synthfaces
 
@@ -44,10 +45,9 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         """A config for these generation arguments (``sizes`` defaults to DEFAULT_SIZES)."""
         kwargs.setdefault("sizes", dict(cls.DEFAULT_SIZES))
         kwargs["sizes"] = {k: int(v) for k, v in dict(kwargs["sizes"]).items()}
-        unknown = set(kwargs["sizes"]) - set(SPLITS)
-        if unknown:
-            raise KeyError(f"builder_kwargs.sizes: unknown splits {sorted(unknown)}; "
-                           f"choices: {list(SPLITS)}")
+        for split in kwargs["sizes"]:
+            if split not in SPLITS:
+                raise registry.unknown_name_error("builder_kwargs.sizes split", split, SPLITS)
         prefix = f"{kwargs.get('domain', 'studio')}-{kwargs.get('image_size', 64)}px"
         return common.make_config(prefix, kwargs, salt=synthfaces.RENDERER_VERSION)
 

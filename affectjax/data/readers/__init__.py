@@ -13,6 +13,7 @@ layout and prints a label summary.
 
 from collections.abc import Callable
 
+from affectjax import registry
 from affectjax.data.readers._common import ABAW_EXPRESSIONS
 from affectjax.data.readers._common import AU_NAMES
 from affectjax.data.readers._common import DataFormatError
@@ -63,10 +64,7 @@ COUNTERS: dict[str, Callable[..., int]] = {
 
 def get_reader(name: str) -> Callable:
     """The reader registered under ``name``; an unknown name lists the choices."""
-    try:
-        return READERS[name]
-    except KeyError:
-        raise KeyError(f"unknown reader {name!r}; choices: {', '.join(sorted(READERS))}") from None
+    return registry.lookup(READERS, name, "reader")
 
 
 __all__ = [

@@ -31,6 +31,7 @@ from absl import logging
 from PIL import Image
 
 from affectjax import labels
+from affectjax import registry
 
 Example = dict[str, Any]
 ImageSize = int | tuple[int, int] | None
@@ -67,15 +68,13 @@ def normalize_split(split: str, allowed: Sequence[str], dataset: str) -> str:
     """
     canonical = SPLIT_ALIASES.get(str(split).lower())
     if canonical not in allowed:
-        raise DataFormatError(
-            f"{dataset}: unknown split {split!r}; choices: {', '.join(allowed)}")
+        raise DataFormatError(f"{dataset}: {registry.unknown_name_message('split', split, allowed)}")
     return canonical
 
 
 def check_on_error(on_error: str) -> None:
     if on_error not in ON_ERROR_CHOICES:
-        raise DataFormatError(
-            f"on_error={on_error!r} is not one of {', '.join(ON_ERROR_CHOICES)}")
+        raise DataFormatError(registry.unknown_name_message("on_error", on_error, ON_ERROR_CHOICES))
 
 
 def require_file(path: str, what: str) -> str:

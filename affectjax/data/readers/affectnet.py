@@ -59,6 +59,7 @@ import re
 
 import numpy as np
 
+from affectjax import registry
 from affectjax.data.readers import _common as c
 
 AFFECTNET_TO_ABAW: dict[int, int] = {
@@ -117,7 +118,7 @@ def _expected(root: str, split: str) -> str:
 
 def _resolve_layout(root: str, split: str, layout: str) -> str:
     if layout not in _LAYOUTS:
-        raise c.DataFormatError(f"{_NAME}: layout={layout!r}; choices: {', '.join(_LAYOUTS)}")
+        raise c.DataFormatError(f"{_NAME}: {registry.unknown_name_message('layout', layout, _LAYOUTS)}")
     csv_path = os.path.join(root, "Manually_Annotated_file_lists", _CSV_NAME[split])
     npy_dir = os.path.join(root, _SET_NAME[split], "images")
     if layout == "auto":

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 import numpy as np
 from absl import logging
 
+from affectjax import registry
 from affectjax.data.readers import _common as c
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -51,8 +52,8 @@ def _abaw_index(value: int | str, folder: str) -> int:
     if isinstance(value, str):
         names = {n.lower(): i for i, n in enumerate(c.ABAW_EXPRESSIONS)}
         if value.lower() not in names:
-            raise c.DataFormatError(f"class_names[{folder!r}] = {value!r} is not an ABAW class; "
-                                    f"choices: {', '.join(c.ABAW_EXPRESSIONS)}")
+            raise c.DataFormatError(f"class_names[{folder!r}]: " + registry.unknown_name_message(
+                "ABAW class", value, c.ABAW_EXPRESSIONS))
         return names[value.lower()]
     if int(value) not in range(-1, 8):
         raise c.DataFormatError(f"class_names[{folder!r}] = {value!r} is not an ABAW index "

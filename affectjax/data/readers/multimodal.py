@@ -37,6 +37,7 @@ import pickle
 import numpy as np
 from absl import logging
 
+from affectjax import registry
 from affectjax.data.readers import _common as c
 
 MODALITIES: dict[str, str] = {"text": "text", "audio": "audio", "vision": "visual"}
@@ -136,9 +137,9 @@ def read_multimodal_pickle(path: str, split: str, *, dataset: str = "auto",
     """
     split = c.normalize_split(split, ("train", "val", "test"), _NAME)
     if dataset not in DATASETS:
-        raise c.DataFormatError(f"dataset={dataset!r}; choices: {', '.join(DATASETS)}")
+        raise c.DataFormatError(registry.unknown_name_message("dataset", dataset, DATASETS))
     if binarize not in BINARIZE:
-        raise c.DataFormatError(f"binarize={binarize!r}; choices: {', '.join(BINARIZE)}")
+        raise c.DataFormatError(registry.unknown_name_message("binarize", binarize, BINARIZE))
     c.check_on_error(on_error)
     path = os.fspath(path)
     arrays = _split_arrays(path, _load(path), split)

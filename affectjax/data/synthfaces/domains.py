@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from affectjax import registry
+
 
 @dataclasses.dataclass(frozen=True)
 class Domain:
@@ -81,11 +83,7 @@ DOMAINS: dict[str, Domain] = {
 
 def get_domain(name: str) -> Domain:
     """Looks a domain up by name; an unknown name raises a KeyError listing the choices."""
-    try:
-        return DOMAINS[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown SynthFaces domain {name!r}; choose one of {sorted(DOMAINS)}") from None
+    return registry.lookup(DOMAINS, name, "SynthFaces domain")
 
 
 def domain_key(name: str) -> int:

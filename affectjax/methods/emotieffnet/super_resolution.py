@@ -38,6 +38,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from affectjax import registry
+
 SuperResolution = Callable[[np.ndarray, float], np.ndarray]
 
 
@@ -75,11 +77,7 @@ SUPER_RESOLUTION: dict[str, SuperResolution] = {"none": none, "bicubic": bicubic
 
 def get(name: str) -> SuperResolution:
     """The registered SR function `name`; an unknown name raises a KeyError listing choices."""
-    try:
-        return SUPER_RESOLUTION[name]
-    except KeyError:
-        raise KeyError(f"unknown super_resolution {name!r}; choose one of "
-                       f"{sorted(SUPER_RESOLUTION)}") from None
+    return registry.lookup(SUPER_RESOLUTION, name, "super_resolution")
 
 
 def apply(name: str, images: np.ndarray, scale: float) -> np.ndarray:

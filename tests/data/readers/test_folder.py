@@ -55,7 +55,8 @@ def test_bad_input(tmp_path):
     _tree(tmp_path, {"c0": ["a.png", "b.png"], "c1": ["c.png"]})
     with pytest.raises(DataFormatError, match="class folder\\(s\\) c1 missing from class_names"):
         read_image_folder(tmp_path, class_names={"c0": 1})
-    with pytest.raises(DataFormatError, match="'Joy' is not an ABAW class"):
+    with pytest.raises(DataFormatError,
+                       match=r"class_names\['c0'\]: unknown ABAW class 'Joy'; choose one of"):
         read_image_folder(tmp_path, class_names={"c0": "Joy", "c1": 1})
     with pytest.raises(DataFormatError, match="= 9 is not an ABAW index"):
         read_image_folder(tmp_path, class_names={"c0": 9, "c1": 1})

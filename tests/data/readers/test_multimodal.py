@@ -106,7 +106,7 @@ def test_bad_input(tmp_path):
         read_multimodal_pickle(path, "train")
     with pytest.raises(DataFormatError, match=r"IEMOCAP expects \(N, 4, 2\)"):
         read_multimodal_pickle(path, "train", dataset="iemocap")
-    with pytest.raises(DataFormatError, match="dataset='meld'"):
+    with pytest.raises(DataFormatError, match="unknown dataset 'meld'; choose one of"):
         read_multimodal_pickle(path, "train", dataset="meld")
     with open(path, "wb") as f:
         f.write(b"not a pickle")

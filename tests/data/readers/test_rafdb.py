@@ -42,7 +42,7 @@ def test_mapping_and_split_by_prefix(tmp_path):
     assert train[0]["file"] == "Image/aligned/train_00001_aligned.jpg"
     for e, (name, _) in zip(train + test, entries):
         np.testing.assert_array_equal(e["image"], arrays[name])
-    with pytest.raises(DataFormatError, match="unknown split 'val'.*train, test"):
+    with pytest.raises(DataFormatError, match=r"unknown split 'val'; choose one of \['test', 'train'\]"):
         read_rafdb(tmp_path, "val")
 
 

@@ -9,7 +9,7 @@ from affectjax.data import readers
 def test_get_reader_and_registry():
     assert readers.get_reader("affectnet") is readers.read_affectnet
     assert set(readers.READERS) == set(readers.COUNTERS)
-    with pytest.raises(KeyError, match="unknown reader 'affnet'; choices: affectnet, "):
+    with pytest.raises(KeyError, match=r"unknown reader 'affnet'; choose one of \['affectnet', "):
         readers.get_reader("affnet")
     assert issubclass(readers.DataFormatError, ValueError)
 
