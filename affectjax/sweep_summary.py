@@ -164,9 +164,7 @@ def format_markdown(summary: Summary, command: str) -> str:
 
 def plot(summary: Summary, path: str) -> str:
     """The headline metric per point: mean with ±std error bars, each seed as a dot."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    from affectjax.train.plots import plt, save_figure  # pylint: disable=import-outside-toplevel
 
     labels = ["\n".join(part.replace("=", "=\n") if len(part) > 18 else part
                         for part in p.point.split(",")) for p in summary.points]
@@ -187,13 +185,7 @@ def plot(summary: Summary, path: str) -> str:
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel(metric or "")
     ax.set_title(f"{metric or 'no metric'} ({_direction(summary.mode)}): mean ± std over seeds")
-    ax.grid(alpha=0.3)
-    if rows:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, axes=(ax,))
 
 
 def write_summary(summary: Summary, workdir: str, command: str) -> list[str]:
