@@ -33,6 +33,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from affectjax import registry
+
 INPUTS = ("logits", "embedding", "both")
 TASKS = ("va", "expr", "au")
 
@@ -68,7 +70,7 @@ class MLPHead(nn.Module):
 
 def _check_input(name: str, value: str) -> str:
     if value not in INPUTS:
-        raise ValueError(f"{name}={value!r}; choose one of {list(INPUTS)}")
+        raise ValueError(registry.unknown_name_message(name, value, INPUTS))
     return value
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
+from affectjax import registry
 from affectjax.train import optim
 from affectjax.train import sharding
 from affectjax.train import steps as steps_lib
@@ -210,11 +211,11 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     if method.make_data is None:
         pipeline.get_builder_class(config.data.name)
     if config.optimizer.name not in optim.OPTIMIZERS:
-        raise KeyError(f"unknown optimizer.name {config.optimizer.name!r}; choose one of "
-                       f"{list(optim.OPTIMIZERS)}")
+        raise registry.unknown_name_error("optimizer.name", config.optimizer.name,
+                                          optim.OPTIMIZERS)
     if config.optimizer.get("schedule", "constant") not in optim.SCHEDULES:
-        raise KeyError(f"unknown optimizer.schedule {config.optimizer.schedule!r}; choose "
-                       f"one of {list(optim.SCHEDULES)}")
+        raise registry.unknown_name_error("optimizer.schedule", config.optimizer.schedule,
+                                          optim.SCHEDULES)
     batch_size = _positive_int(config, "batch_size", config.batch_size)
     eval_batch_size = config.get("eval_batch_size", 0) or batch_size
     num_devices = int(config.get("num_devices", 0) or 0)

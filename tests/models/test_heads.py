@@ -80,7 +80,7 @@ def test_ranges_shapes_and_jit_grad():
 
 
 def test_bad_input_choice_and_shapes_raise():
-    with pytest.raises(ValueError, match="expr_input='pixels'"):
+    with pytest.raises(ValueError, match=r"unknown expr_input 'pixels'; choose one of \["):
         heads_lib.create_heads(expr_input="pixels")
     emb, logits = _features()
     model = heads_lib.MTLHeads()

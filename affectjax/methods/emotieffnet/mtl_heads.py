@@ -50,6 +50,7 @@ import numpy as np
 
 from affectjax import losses as losses_lib
 from affectjax import metrics as metrics_lib
+from affectjax import registry
 from affectjax.models import heads as heads_lib
 from affectjax.train import steps as steps_lib
 from affectjax.train.method import Method, valid_mask
@@ -104,11 +105,13 @@ def _make_loss(config: Any, train_source: Any) -> steps_lib.LossFn:
     elif au_mode == "pos":
         pos_weight = losses_lib.balanced_pos_weight(_labels(train_source, "au"))
     elif au_mode != "none":
-        raise ValueError(f"config.loss.au_weights={au_mode!r}; choose balanced, pos or none")
+        raise ValueError(registry.unknown_name_message("config.loss.au_weights", au_mode,
+                                                       ("balanced", "pos", "none")))
     task_weights = dict(cfg.get("task_weights", {}) or {})
     unknown = [t for t in task_weights if t not in TASKS]
     if unknown:
-        raise ValueError(f"config.loss.task_weights: unknown tasks {unknown}; tasks {TASKS}")
+        raise ValueError(registry.unknown_name_message("config.loss.task_weights task",
+                                                       unknown[0], TASKS))
     l2 = float(cfg.get("l2", 0.0))
     ddof, eps = int(cfg.get("ccc_ddof", 0)), float(cfg.get("ccc_eps", 0.0))
 

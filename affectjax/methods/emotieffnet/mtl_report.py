@@ -45,6 +45,7 @@ import numpy as np
 from affectjax import balancing
 from affectjax import labels
 from affectjax import metrics as metrics_lib
+from affectjax import registry
 from affectjax import tuning
 from affectjax.methods.emotieffnet import features
 from affectjax.methods.emotieffnet import mtl_heads
@@ -108,7 +109,7 @@ def expert_scores(name: str, arrays: Mapping[str, np.ndarray],
                   num_expressions: int = 8) -> np.ndarray | None:
     """The expression scores of the blending expert `name` (None for ``none``)."""
     if name not in EXPERTS:
-        raise KeyError(f"unknown tuning.expert {name!r}; choose one of {list(EXPERTS)}")
+        raise registry.unknown_name_error("tuning.expert", name, EXPERTS)
     if name == "none":
         return None
     z = np.asarray(arrays["logits"], np.float64)[:, :num_expressions]
@@ -189,8 +190,8 @@ def check_config(config: Any) -> None:
         setup.build_phases(config, mtl_heads.MTL_HEADS.groups, 1)
         expert = config.get("tuning", {}).get("expert", "none")
         if expert not in EXPERTS:
-            raise ConfigError(f"unknown config.tuning.expert {expert!r}; choose one of "
-                              f"{list(EXPERTS)}")
+            raise ConfigError(registry.unknown_name_message("config.tuning.expert", expert,
+                                                            EXPERTS))
         checkpoint = config.features.get("checkpoint", "")
         workdir = config.features.get("workdir", "")
     if checkpoint and workdir:
