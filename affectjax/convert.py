@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from affectjax import labels
 from affectjax import models
 from affectjax import registry
 
@@ -64,9 +65,8 @@ RELEASED_EXPRESSIONS_7: tuple[str, ...] = (
 """Expression logits 0-6 of the authors' released 7-class checkpoints (e.g.
 `enet_b0_7`): `RELEASED_EXPRESSIONS` without Contempt (their 7-class `idx_to_class`)."""
 
-ABAW_EXPRESSIONS: tuple[str, ...] = (
-    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-"""affectjax's expression order (= `affectjax.data.readers.ABAW_EXPRESSIONS`)."""
+ABAW_EXPRESSIONS: tuple[str, ...] = labels.EXPRESSIONS
+"""affectjax's expression order (`affectjax.labels.EXPRESSIONS`)."""
 
 RELEASED_TO_ABAW: tuple[int, ...] = (5, 0, 2, 3, 4, 6, 7, 1)
 """ABAW expression i is released (alphabetical) logit `RELEASED_TO_ABAW[i]`; Contempt (1)

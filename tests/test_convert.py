@@ -10,7 +10,7 @@ import timm
 import torch
 import torchvision
 
-from affectjax import convert, models
+from affectjax import convert, labels, models
 from affectjax.data import readers
 
 
@@ -77,7 +77,7 @@ def test_wrong_architecture_is_a_clear_error(resnet_state):
 # affectjax.convert: the authors' hsemotion / EmotiEffLib idx_to_class (alphabetical).
 RELEASED_8 = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
 RELEASED_7 = ["Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
-ABAW = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+ABAW = list(labels.EXPRESSIONS)
 
 
 def _tagged_emotieffnet_state(num_expressions):
@@ -101,7 +101,7 @@ def _source_logits(head):
 def test_released_order_constants_match_the_authors_idx_to_class():
     assert list(convert.RELEASED_EXPRESSIONS) == RELEASED_8
     assert list(convert.RELEASED_EXPRESSIONS_7) == RELEASED_7
-    assert list(convert.ABAW_EXPRESSIONS) == ABAW == list(readers.ABAW_EXPRESSIONS)
+    assert convert.ABAW_EXPRESSIONS is labels.EXPRESSIONS is readers.ABAW_EXPRESSIONS
 
 
 def test_head_to_abaw_puts_each_released_class_under_its_abaw_name():

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import jax
 import flax.linen as nn
 
+from affectjax import labels
 from affectjax.models.efficientnet import EfficientNet, efficientnet_config
 
 
@@ -43,7 +44,7 @@ class EmotiEffNet(EfficientNet):
         (all `EfficientNet` attributes; `num_classes` must equal `num_expressions + 2`.)
     """
 
-    num_expressions: int = 8
+    num_expressions: int = labels.NUM_EXPRESSIONS
 
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[dict, dict]:
         """Runs backbone and head; see the module docstring for the outputs."""
@@ -64,7 +65,8 @@ class EmotiEffNet(EfficientNet):
         return outputs, inter
 
 
-def emotieffnet(*, backbone: str = "tf_efficientnet_b0", num_expressions: int = 8, **kwargs: Any) -> EmotiEffNet:
+def emotieffnet(*, backbone: str = "tf_efficientnet_b0",
+                num_expressions: int = labels.NUM_EXPRESSIONS, **kwargs: Any) -> EmotiEffNet:
     """Builds MT-EmotiEffNet on an EfficientNet backbone.
 
     Args:

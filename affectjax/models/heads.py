@@ -33,6 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from affectjax import labels
 from affectjax import registry
 
 INPUTS = ("logits", "embedding", "both")
@@ -92,8 +93,8 @@ class MTLHeads(nn.Module):
     va_feeds_heads: bool = False
     hidden: Sequence[int] = ()
     dropout_rate: float = 0.0
-    num_expressions: int = 8
-    num_aus: int = 12
+    num_expressions: int = labels.NUM_EXPRESSIONS
+    num_aus: int = labels.NUM_AUS
 
     def _features(self, name: str, choice: str, embedding: jax.Array,
                   logits: jax.Array) -> jax.Array:

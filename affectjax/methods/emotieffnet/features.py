@@ -32,9 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from affectjax.labels import NUM_AUS
+
 FEATURE_KEYS = ("embedding", "logits")
 LABEL_KEYS = ("expr", "va", "va_mask", "au")
-NUM_AUS = 12
 
 
 def _missing_labels(n: int) -> dict[str, np.ndarray]:

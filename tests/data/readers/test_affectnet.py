@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from affectjax import labels
 from affectjax.data.readers import DataFormatError, count_affectnet, read_affectnet
 
-ABAW = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+ABAW = list(labels.EXPRESSIONS)
 AFFECTNET = ["Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger", "Other"]
 HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,"
           "expression,valence,arousal")

@@ -5,9 +5,10 @@ import os
 import numpy as np
 import pytest
 
+from affectjax import labels
 from affectjax.data.readers import DataFormatError, count_fer2013, read_fer2013
 
-ABAW = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+ABAW = list(labels.EXPRESSIONS)
 FER = ["Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Neutral"]
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from affectjax import labels
 from affectjax.data.readers import DataFormatError, count_image_folder, read_image_folder
 
-ABAW = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+ABAW = list(labels.EXPRESSIONS)
 
 
 def _tree(root, spec):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from affectjax import labels
 from affectjax.data.readers import DataFormatError, count_rafdb, read_rafdb
 
-ABAW = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+ABAW = list(labels.EXPRESSIONS)
 RAFDB = {1: "Surprise", 2: "Fear", 3: "Disgust", 4: "Happiness", 5: "Sadness", 6: "Anger",
          7: "Neutral"}
 

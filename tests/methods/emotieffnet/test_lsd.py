@@ -27,6 +27,7 @@ from configs import lsd_synthfaces  # noqa: E402  pylint: disable=wrong-import-p
 from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-position
 
 from affectjax.methods.emotieffnet import features  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax import labels  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.emotieffnet import super_resolution as sr  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import methods  # noqa: E402
@@ -185,7 +186,7 @@ def test_rerun_reuses_every_stage(run, capsys, fast_compile):
 
 
 def test_class_mapping_against_hand_written_table():
-    abaw = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+    abaw = list(labels.EXPRESSIONS)
     lsd_names = ["Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise"]
     want = [lsd_names.index(n) if n in lsd_names else -1 for n in abaw] + [-1]
     np.testing.assert_array_equal(lsd_data.to_lsd_labels(list(range(8)) + [-1]), want)
