@@ -17,7 +17,7 @@ SAM is on), so one train step serves all of them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import jax
 import optax
@@ -164,11 +164,3 @@ def build_optimizer(cfg: Any, *, learning_rate: float, labels: dict[str, Any],
             contrib.normalize(), optax.sgd(rho))
         return contrib.sam(tx, adv, sync_period=2, opaque_mode=True), sched
     return optax.with_extra_args_support(tx), sched
-
-
-def uses_sam(cfg: Any) -> bool:
-    """Whether the optimizer config turns SAM on."""
-    return float(cfg.get("sam_rho", 0.0)) > 0
-
-
-GradFn = Callable[[Any, int], Any]
