@@ -152,9 +152,7 @@ def _merge_pretrained(variables: dict[str, Any], path: str) -> dict[str, Any]:
     from affectjax import convert  # pylint: disable=import-outside-toplevel
     if not os.path.isdir(path):
         raise DataError(f"config.init_from: no converted checkpoint directory at {path}")
-    loaded = convert.load_converted(path)
-    if isinstance(loaded, tuple):  # (variables, meta)
-        loaded = loaded[0]
+    loaded, _ = convert.load_converted(path)
     flat_loaded = dict(jax.tree_util.tree_leaves_with_path(loaded))
     used, skipped = 0, []
 
