@@ -19,7 +19,8 @@
    gradient of that loss w.r.t. its parameters, from the per-task gradient norms of the
    shared parameters (``shared_mask``), in the same jitted step;
 5. the optimizer update gets ``grad_fn`` so SAM can re-evaluate the gradient at its
-   perturbed point (`affectjax.train.optim`);
+   perturbed point (`affectjax.train.optim`); SAM steps with that gradient alone, so
+   ``grad_fn`` adds the balancer's own gradient of step 4 to it;
 6. metrics stay on device (no host sync): the loop fetches them on log steps. The
    logged ``weight/<task>`` is the effective weight of the task, d total / d L_k: the
    factor each task loss is multiplied by, whatever the balancer (UW's 1/(2 e^s_k),
@@ -201,15 +202,21 @@ def make_train_step(loss_fn: LossFn, balancer: Any, *, task_names: Sequence[str]
         (total, aux), grads = jax.value_and_grad(objective, has_aux=True)(
             state.trainable, state, batch, rng, state.step, epoch)
         batch_stats, balancer_state, vector, weights, presence = aux
+        own = None
         if param_loss is not None:
-            grads = dict(grads, balancer=jax.tree.map(
-                jnp.add, grads["balancer"],
-                balancer_grads(state, batch, rng, state.step, epoch, vector, presence,
-                               balancer_state)))
+            own = balancer_grads(state, batch, rng, state.step, epoch, vector, presence,
+                                 balancer_state)
+            grads = dict(grads, balancer=jax.tree.map(jnp.add, grads["balancer"], own))
 
         def grad_fn(trainable, _):  # SAM's gradient at the perturbed point.
-            return jax.grad(lambda t: objective(t, state, batch, rng, state.step,
-                                                epoch)[0])(trainable)
+            g = jax.grad(lambda t: objective(t, state, batch, rng, state.step,
+                                             epoch)[0])(trainable)
+            # SAM steps with this gradient alone: it must carry the balancer's own
+            # gradient too (taken at the unperturbed point; SAM leaves the balancer's
+            # parameters unperturbed), or GradNorm under SAM would stay EW.
+            if own is not None:
+                g = dict(g, balancer=jax.tree.map(jnp.add, g["balancer"], own))
+            return g
 
         updates, opt_state = state.tx.update(grads, state.opt_state, state.trainable,
                                              grad_fn=grad_fn)
