@@ -4,6 +4,11 @@
     python train.py --config configs/emotieffnet_affectnet.py \\
         --config.data.manual_dir=/path/to/AffectNet --config.init_from=pretrained/b0
 
+Over the paper's seeds (with the same --set flags for the data paths):
+
+    python -m affectjax.sweep --config configs/emotieffnet_affectnet.py --seeds 0,1,2 \\
+        --set data.manual_dir=/path/to/data --workdir runs/sweeps/emotieffnet_affectnet
+
 `tf_efficientnet_b0` (TF "same" padding, BN eps 1e-3) with one Linear(1280 -> 8 + 2) head,
 224×224 inputs with ImageNet mean/std and no augmentation, loss eq. 1 (1 - mean CCC of
 valence and arousal + class-weighted cross-entropy, w_c = max_k N_k / N_c), SAM

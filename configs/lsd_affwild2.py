@@ -6,6 +6,11 @@
         --config.lsd.train.root=/data/lsd/train \\
         --config.data.manual_dir=/data/affwild2
 
+Over the paper's seeds (with the same --set flags for the data paths):
+
+    python -m affectjax.sweep --config configs/lsd_affwild2.py --seeds 0,1,2 \\
+        --set data.manual_dir=/path/to/data --workdir runs/sweeps/lsd_affwild2
+
 Training set: the challenge's 277,251 synthetic 112x112 faces as a class-folder set
 (``lsd.train.root/<expression>/*.jpg``; folder names that are emotion words, e.g.
 ``ANGER`` or ``happiness``, map automatically, otherwise give ``lsd.train.class_names``

@@ -3,6 +3,12 @@
     python train.py --config configs/quickstart.py --workdir runs/quickstart
     python train.py --config configs/lsd_synthfaces.py --workdir runs/lsd_synthfaces
 
+Over seeds of the LSD stages (the pre-trained quickstart run fixed; the table below is
+seed 0):
+
+    python -m affectjax.sweep --config configs/lsd_synthfaces.py --seeds 0,1,2 \\
+        --workdir runs/sweeps/lsd
+
 The pre-trained model is the quickstart's MT-EmotiEffNet (``lsd.pretrained_workdir``,
 its ``best/`` checkpoint; 8 expressions on 64-px "studio" faces). The 6-class training
 set (anger, disgust, fear, happiness, sadness, surprise) is rendered SynthFaces of the

@@ -5,6 +5,11 @@
     python train.py --config configs/mtl_heads_affwild2.py --workdir runs/mtl_heads_affwild2 \\
         --config.data.manual_dir=/path/to/abaw4_mtl --config.features.checkpoint=pretrained/mt_b0
 
+Over the paper's seeds (with the same --set flags for the data paths):
+
+    python -m affectjax.sweep --config configs/mtl_heads_affwild2.py --seeds 0,1,2 \\
+        --set data.manual_dir=/path/to/data --workdir runs/sweeps/mtl_heads_affwild2
+
 The frozen MT-EmotiEffNet (EfficientNet-B0 pre-trained on AffectNet: the authors'
 released weights converted by ``python -m affectjax.convert``, or a run of
 ``configs/emotieffnet_affectnet.py`` via ``--config.features.workdir=runs/...``) gives per

@@ -9,6 +9,11 @@ expression scores with the backbone's own, tuned on the validation split.
     python train.py --config configs/mtl_heads_synthfaces.py --workdir runs/mtl_heads \\
         --config.features.workdir=runs/quickstart
 
+Over seeds of the heads on one backbone (the table below is seed 0):
+
+    python -m affectjax.sweep --config configs/mtl_heads_synthfaces.py --seeds 0,1,2 \\
+        --set features.workdir=runs/quickstart --workdir runs/sweeps/mtl_heads
+
 ``--config.features.workdir`` (a trainer run, its ``best/`` checkpoint) or
 ``--config.features.checkpoint`` (a ``python -m affectjax.convert`` directory) selects the
 backbone; with neither the features come from a randomly initialised backbone (a

@@ -2,6 +2,11 @@
 
     python train.py --config configs/quickstart.py
 
+Over seeds (the measured figures below are seed 0 of this sweep):
+
+    python -m affectjax.sweep --config configs/quickstart.py --seeds 0,1,2 \\
+        --workdir runs/sweeps/quickstart
+
 The method of the paper (emotieffnet: joint 8-expression + valence/arousal head, loss
 eq. 1 with class weights, SAM around Adam, no augmentation) on a narrow 4-block
 EfficientNet (`efficientnet_tiny` at width 2, 61k parameters), 64×64 SynthFaces
