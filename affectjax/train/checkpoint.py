@@ -3,7 +3,7 @@
 Layout inside the workdir::
 
     checkpoints/<step>/state   TrainState arrays (params, batch_stats, opt_state,
-                               balancer state and params, rng, step)
+                               balancer state and params, step)
     checkpoints/<step>/meta    JSON: step, phase index, data position, best metric so far
     best/<step>/...            the same, for the best evaluation so far
 
@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from affectjax.train.state import TrainState
 
 _FIELDS = ("step", "params", "batch_stats", "opt_state", "balancer_state",
-           "balancer_params", "rng")
+           "balancer_params")
 
 
 def state_tree(state: TrainState) -> dict[str, Any]:

@@ -257,7 +257,7 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     tx, _ = run.phase_optimizer(phases[0], balancer_params)
     state = create_train_state(variables=variables, apply_fn=model.apply, tx=tx,
                                balancer_state=balancer.init(num_tasks),
-                               balancer_params=balancer_params, rng=rng)
+                               balancer_params=balancer_params)
     replicated = sharding.replicated(mesh)
     run.state = sharding.replicate(state, replicated)
     run.rng = sharding.replicate(rng, replicated)

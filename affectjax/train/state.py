@@ -2,7 +2,8 @@
 
 `TrainState` follows the Flax examples' ``TrainState`` (``apply_fn`` and ``tx`` are static
 fields) and adds what multi-task training needs: BatchNorm statistics, the loss balancer's
-state and its trainable parameters (uncertainty weighting, GradNorm), and the base PRNG key.
+state and its trainable parameters (uncertainty weighting, GradNorm). The base PRNG key is
+not part of it: the step takes it as an argument and folds in the step number.
 
 The optimizer acts on the *trainable* tree ``{"model": params, "balancer": balancer_params}``
 so balancers with parameters need no special code in the step.
@@ -28,8 +29,6 @@ class TrainState(struct.PyTreeNode):
       opt_state: optimizer state over `trainable` (depends on the current phase).
       balancer_state: the loss balancer's state (a NamedTuple of arrays).
       balancer_params: the balancer's trainable parameters (``{}`` when it has none).
-      rng: base PRNG key (raw uint32 key data, so it checkpoints as a plain array); the
-        step folds in the step number, so resuming reproduces every random draw.
       apply_fn: the model's ``apply`` (static).
       tx: the optimizer of the current phase (static).
     """
@@ -40,7 +39,6 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
     balancer_state: Any
     balancer_params: Any
-    rng: jax.Array
     apply_fn: Callable[..., Any] = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
@@ -62,7 +60,7 @@ class TrainState(struct.PyTreeNode):
 
 def create_train_state(*, variables: dict[str, Any], apply_fn: Callable[..., Any],
                        tx: optax.GradientTransformation, balancer_state: Any,
-                       balancer_params: Any, rng: jax.Array, step: int = 0) -> TrainState:
+                       balancer_params: Any, step: int = 0) -> TrainState:
     """Builds a `TrainState` from initialised model variables.
 
     Args:
@@ -72,7 +70,6 @@ def create_train_state(*, variables: dict[str, Any], apply_fn: Callable[..., Any
       tx: the optimizer of the first phase.
       balancer_state: ``balancer.init(num_tasks)``.
       balancer_params: ``balancer.init_params(num_tasks)``.
-      rng: a raw uint32 PRNG key (``jax.random.PRNGKey(seed)``).
       step: the initial global step.
 
     Returns:
@@ -84,4 +81,4 @@ def create_train_state(*, variables: dict[str, Any], apply_fn: Callable[..., Any
     return TrainState(step=jnp.asarray(step, jnp.int32), params=params,
                       batch_stats=batch_stats, opt_state=tx.init(trainable),
                       balancer_state=balancer_state, balancer_params=balancer_params,
-                      rng=jnp.asarray(rng), apply_fn=apply_fn, tx=tx)
+                      apply_fn=apply_fn, tx=tx)

@@ -44,6 +44,7 @@ _K = len(_TASKS)
 _STEPS = 10
 _STEPS_PER_EPOCH = 2          # epochs 0..4: rates act from epoch 2 (steps 4..9)
 _LR = 0.1
+RNG = jax.random.PRNGKey(1)  # the base key the steps receive
 _FIXED = (0.3, 2.0)
 _BETA = 0.3
 _T = 2.0
@@ -86,14 +87,13 @@ def _run(name):
     state = create_train_state(variables=variables, apply_fn=model.apply,
                                tx=optax.with_extra_args_support(optax.sgd(_LR)),
                                balancer_state=balancer.init(_K),
-                               balancer_params=balancer.init_params(_K),
-                               rng=jax.random.PRNGKey(1))
+                               balancer_params=balancer.init_params(_K))
     chex.clear_trace_counter()  # every factory-made step shares one counter key
     step = jax.jit(chex.assert_max_traces(
         steps.make_train_step(_loss_fn, balancer, task_names=_TASKS,
                               steps_per_epoch=_STEPS_PER_EPOCH), n=1),
         donate_argnums=(0,))
-    rng = jnp.array(state.rng)
+    rng = jnp.array(RNG)
     task_losses, weights, totals, params = [], [], [], []
     for t in range(_STEPS):
         params.append(jax.tree.map(lambda a: np.asarray(a, np.float64),
@@ -212,11 +212,10 @@ def test_gradnorm_logits_learn_under_sam():
         tx, _ = optim.build_optimizer(cfg, learning_rate=_LR, labels=labels,
                                       steps_per_epoch=_STEPS_PER_EPOCH, total_steps=_STEPS)
         state = create_train_state(variables=variables, apply_fn=model.apply, tx=tx,
-                                   balancer_state=balancer.init(_K), balancer_params=bparams,
-                                   rng=jax.random.PRNGKey(1))
+                                   balancer_state=balancer.init(_K), balancer_params=bparams)
         step = jax.jit(steps.make_train_step(_loss_fn, balancer, task_names=_TASKS,
                                              steps_per_epoch=_STEPS_PER_EPOCH))
-        state, _ = step(state, _batch(0), jnp.array(state.rng))
+        state, _ = step(state, _batch(0), jnp.array(RNG))
         logits[rho] = np.asarray(state.balancer_params["logits"])
     assert np.max(np.abs(logits[0.05])) > 1e-3, logits
     np.testing.assert_allclose(logits[0.05], logits[0.0], rtol=1e-6)

@@ -43,6 +43,7 @@ _TASKS = ("reg", "cls")
 _STEPS = 10
 _LR = 0.05
 _ALPHA = 1.5
+RNG = jax.random.PRNGKey(1)  # the base key the steps receive
 _N = 16
 
 
@@ -87,14 +88,13 @@ def _run_affectjax(variables, batches):
     tx, _ = optim.build_optimizer(cfg, learning_rate=_LR, labels=labels,
                                   steps_per_epoch=_STEPS, total_steps=_STEPS)
     state = create_train_state(variables=variables, apply_fn=model.apply, tx=tx,
-                               balancer_state=balancer.init(_K), balancer_params=bparams,
-                               rng=jax.random.PRNGKey(1))
+                               balancer_state=balancer.init(_K), balancer_params=bparams)
     shared_mask = {name: jax.tree.map(lambda _: name == "trunk", sub)
                    for name, sub in variables["params"].items()}
     step = jax.jit(steps.make_train_step(
         _loss_fn, balancer, task_names=_TASKS, steps_per_epoch=_STEPS,
         inputs_fn=lambda b: (b["x"],), shared_mask=shared_mask))
-    rng = jnp.array(state.rng)
+    rng = jnp.array(RNG)
     weights, task_losses = [], []
     for batch in batches:
         state, metrics = step(state, jax.tree.map(jnp.asarray, batch), rng)

@@ -118,8 +118,7 @@ def test_load_backbone_from_a_trainer_run(tmp_path):
     bal = ew()
     st = state.create_train_state(variables=variables, apply_fn=model.apply,
                                   tx=optax.adam(1e-3), balancer_state=bal.init(2),
-                                  balancer_params=bal.init_params(2),
-                                  rng=jax.random.PRNGKey(0))
+                                  balancer_params=bal.init_params(2))
     ckpt = checkpoint.Checkpointer(str(tmp_path / "run"))
     ckpt.save(st, {"phase": 0}, best=True)
     ckpt.close()
