@@ -90,18 +90,6 @@ def test_workdir_under_a_regular_file_is_one_line(tmp_path):
     assert "exists and is not a directory" in _workdir_error(tmp_path, blocker)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="permissions do not stop root")
-def test_workdir_in_a_read_only_folder_is_one_line(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    try:
-        _workdir_error(tmp_path, locked / "run")
-        _workdir_error(tmp_path, locked)  # exists but cannot be written
-    finally:
-        locked.chmod(0o700)
-
-
 def test_read_only_workdir_is_a_user_error_naming_it(tmp_path, monkeypatch):
     """The read-only cases without needing a non-root user: the OS answers are simulated."""
     from affectjax.train import UserError, loop  # pylint: disable=import-outside-toplevel
