@@ -16,7 +16,6 @@ from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-posit
 from affectjax import convert  # noqa: E402
 from affectjax import models  # noqa: E402
 from affectjax import methods  # noqa: E402
-from affectjax.train import loop  # noqa: E402
 from affectjax.train import setup  # noqa: E402
 
 

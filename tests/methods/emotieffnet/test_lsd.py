@@ -19,7 +19,7 @@ import scipy.special
 from PIL import Image
 from sklearn.metrics import f1_score
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
@@ -31,7 +31,6 @@ from affectjax import labels  # noqa: E402  pylint: disable=wrong-import-positio
 from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.emotieffnet import super_resolution as sr  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import methods  # noqa: E402
-from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.emotieffnet import lsd_data  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.emotieffnet import lsd  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from configs import mtl_heads_synthfaces  # noqa: E402  pylint: disable=wrong-import-position
 
 from affectjax.methods.emotieffnet import mtl_report  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax import train  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import tuning  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import methods  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.emotieffnet import mtl_heads  # noqa: E402  pylint: disable=wrong-import-position
