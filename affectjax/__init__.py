@@ -7,9 +7,18 @@ Submodules (imported on demand, so `import affectjax.losses` stays light):
 * `affectjax.balancing`  loss balancers EW, UW, DWA, GradNorm, EMA, DWEMA, REMA.
 * `affectjax.metrics`    one-shot and streaming metrics (CCC, F1, WAcc, NME, ...).
 * `affectjax.tuning`     AU-threshold and blending-weight search.
+* `affectjax.labels`     the ABAW expression and AU names, defined once.
+* `affectjax.registry`   the one lookup (and unknown-name error) of every name registry.
 * `affectjax.models`     EfficientNet, ResNet-18 and task heads (`models.create`).
+* `affectjax.convert`    timm / torchvision weights -> flax variables.
 * `affectjax.data`       SynthFaces, SynthAffect, real-data readers and the input pipeline.
-* `affectjax.train`      train state, step factories, the training loop.
+* `affectjax.train`      the generic trainer: `Method`, train state, steps, the loop.
+* `affectjax.methods`    one package per paper and the registry `METHODS`.
+* `affectjax.sweep`      seeds x a grid of overrides -> mean ± std tables.
+* `affectjax.bench`      speed against the PyTorch reference.
+
+Imports only go down: the pure library (losses ... registry) <- models, data <- train <-
+methods <- entry points (`tests/test_layout.py`).
 """
 
 __version__ = "0.1.0"
