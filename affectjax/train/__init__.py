@@ -6,6 +6,7 @@ the trainer runs it::
     from affectjax import methods, train
     train.train_and_evaluate(config, workdir, methods.get_method(config.method))
     methods.train_and_evaluate(config, workdir)   # the same, resolving config.method
+    state, final = train.fit(config, workdir, method)   # a pipeline's stage: also the state
 
 Pieces for custom loops: `TrainState`, `create_train_state`, `build_optimizer`,
 `make_train_step`, `make_eval_step`, `default_apply`, `Checkpointer`, `evaluate`.
@@ -18,6 +19,7 @@ from affectjax.train.errors import NonFiniteLossError
 from affectjax.train.errors import UserError
 from affectjax.train.evaluation import evaluate
 from affectjax.train.loop import cli_errors
+from affectjax.train.loop import fit
 from affectjax.train.loop import run
 from affectjax.train.loop import train_and_evaluate
 from affectjax.train.method import Method
@@ -32,6 +34,6 @@ from affectjax.train.steps import make_train_step
 __all__ = [
     "Checkpointer", "ConfigError", "DataError", "Method", "NonFiniteLossError",
     "TrainState", "UserError", "build_optimizer", "cli_errors", "create_train_state",
-    "default_apply", "evaluate", "make_eval_step", "make_train_step", "run", "setup_run",
+    "default_apply", "evaluate", "fit", "make_eval_step", "make_train_step", "run", "setup_run",
     "train_and_evaluate",
 ]
