@@ -30,7 +30,7 @@ from affectjax.train import checkpoint as ckpt_lib
 from affectjax.train import evaluation as eval_lib
 from affectjax.train import logs
 from affectjax.train import plots
-from affectjax.train.errors import ConfigError, NonFiniteLossError, UserError, one_line
+from affectjax.train.errors import NonFiniteLossError, UserError, one_line
 from affectjax.train.method import Method
 from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
 
@@ -96,7 +96,9 @@ def make_workdir(workdir: str) -> None:
 def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, Any]:
     """Trains and evaluates `method` as `config` says, writing everything into `workdir`.
 
-    Resumes from ``workdir/checkpoints`` when a checkpoint exists. A method with a
+    Resumes from the newest checkpoint in ``workdir/checkpoints`` that restores (a damaged
+    newer one is skipped with one warning line and moved to ``workdir/corrupt_checkpoints``,
+    see `affectjax.train.checkpoint.Checkpointer.restore_latest`). A method with a
     ``pipeline`` (`affectjax.train.method.Method`) runs that instead of the loop (its
     stages call this function again with their own method and config).
     `affectjax.methods.train_and_evaluate` resolves ``config.method`` and calls this.
@@ -111,7 +113,8 @@ def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, A
 
     Raises:
       UserError: a bad config, missing data, a workdir that cannot be created (one-line
-        message), or a non-finite loss.
+        message), checkpoints that do not fit this config or none of which restores,
+        or a non-finite loss.
     """
     if method.pipeline is not None:
         make_workdir(workdir)
@@ -139,19 +142,16 @@ def _train(run: RunSetup, config: Any, workdir: str) -> tuple[Any, dict[str, Any
     state, phase_index = run.state, 0
     best = {"metric": method.best_metric, "mode": method.best_mode, "value": None,
             "step": None}
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        meta = checkpointer.restore_meta(latest)
+    try:  # the newest checkpoint that restores; damaged ones are skipped with a warning
+        restored = checkpointer.restore_latest(
+            lambda meta: build_phase_optimizer(run, run.state, phases[int(meta["phase"])]))
+    except UserError:
+        checkpointer.close()
+        raise
+    latest = None
+    if restored is not None:
+        latest, state, meta = restored
         phase_index = int(meta["phase"])
-        try:
-            state = build_phase_optimizer(run, state, phases[phase_index])
-            state = checkpointer.restore(latest, state)
-        except (ValueError, IndexError) as exc:
-            checkpointer.close()
-            raise ConfigError(
-                f"{workdir}/checkpoints/{latest} does not fit this config (was it written by "
-                f"another model, method or phase layout?); use a new --workdir: "
-                f"{one_line(exc)[:200]}") from exc
         best = meta.get("best", best)
     start = int(jax.device_get(state.step))
     total = phases[-1].end

@@ -5,8 +5,10 @@ multi-device tests run the same config in subprocesses and compare their final m
 with it.
 """
 
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from affectjax import methods  # noqa: E402
 from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import setup  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train.errors import DataError  # noqa: E402  pylint: disable=wrong-import-position
 
 TOTAL_STEPS = 9  # 1 epoch head-only + 2 epochs all weights, 3 steps per epoch.
 
@@ -206,3 +209,69 @@ def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
     assert int(saved["step"]) == 2
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(saved["params"]))
     checkpointer.close()
+
+
+def _copy_of_reference(reference, workdir, damage_steps):
+    """The finished reference run, copied, with the array files of `damage_steps` overwritten."""
+    shutil.copytree(reference["workdir"], workdir)
+    os.remove(os.path.join(workdir, "final_metrics.json"))
+    for step in damage_steps:
+        arrays = glob.glob(os.path.join(workdir, "checkpoints", str(step), "state", "**", "d",
+                                        "*"), recursive=True)
+        assert arrays
+        for path in arrays:
+            size = os.path.getsize(path)
+            with open(path, "wb") as f:
+                f.write(b"\x07" * size)
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_older_one_to_the_same_result(
+        reference, tmp_path, capsys, fast_compile):
+    workdir = str(tmp_path / "run")
+    _copy_of_reference(reference, workdir, [TOTAL_STEPS])  # checkpoints 8 and 9 are kept
+    damaged = os.path.join(workdir, "checkpoints", str(TOTAL_STEPS))
+    with fast_compile():
+        final = methods.run(reference["config"], workdir)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"warning: skipped the damaged checkpoint {damaged} "
+                                  "(state: DATA_LOSS: ")
+    assert "Traceback" not in err and "Event loop" not in err
+    assert f"resuming from {workdir}/checkpoints/8 (step 8 of {TOTAL_STEPS})" in err
+    # Step 9 is trained again from step 8 and reaches the uninterrupted run's result.
+    assert final["step"] == TOTAL_STEPS
+    assert final["eval"] == reference["final"]["eval"]
+    assert final["train"]["loss"] == reference["final"]["train"]["loss"]
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["step"] for r in records if r["split"] == "eval"] == [3, 6, 9]
+    # The damaged step was moved aside and saved anew.
+    assert os.path.isdir(os.path.join(workdir, "corrupt_checkpoints", str(TOTAL_STEPS)))
+    checkpointer = Checkpointer(workdir)
+    assert checkpointer.latest.all_steps() == [8, TOTAL_STEPS]
+    assert checkpointer.restore_meta(TOTAL_STEPS)["data_step"] == TOTAL_STEPS
+    checkpointer.close()
+
+
+def test_all_checkpoints_damaged_is_one_error_line(reference, tmp_path, capsys, fast_compile):
+    workdir = str(tmp_path / "run")
+    _copy_of_reference(reference, workdir, [8, TOTAL_STEPS])
+    directory = os.path.join(workdir, "checkpoints")
+    with pytest.raises(DataError) as info, fast_compile():
+        methods.train_and_evaluate(reference["config"], workdir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"no checkpoint in {directory} can be restored (the newest, "
+                              f"{TOTAL_STEPS}: state: DATA_LOSS: ")
+    assert "new --workdir" in message and f"delete {directory}" in message
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info, fast_compile():
+        methods.run(reference["config"], workdir)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith(("error:", "warning:"))] == [
+        f"error: {message}"]
+    assert "Traceback" not in err and "Event loop" not in err
+    # Nothing was moved: the checkpoints stay for the user to inspect or delete.
+    assert sorted(os.listdir(directory)) == ["8", str(TOTAL_STEPS)]
+    assert not os.path.exists(os.path.join(workdir, "corrupt_checkpoints"))

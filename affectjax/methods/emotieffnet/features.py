@@ -167,6 +167,9 @@ def load_backbone(model_config: Mapping[str, Any], *, checkpoint: str = "",
 
     Returns:
       ``(model, variables, origin)``.
+
+    Raises:
+      DataError: the workdir's checkpoint is damaged (one line naming its path).
     """
     from affectjax import models  # pylint: disable=import-outside-toplevel
 
@@ -252,21 +255,22 @@ def check_matches(model: Any, variables: Mapping[str, Any], origin: str) -> None
 
 
 def _restore_workdir(workdir: str) -> tuple[dict[str, Any], str]:
-    import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+    # A damaged checkpoint is a DataError, never a fall-back to other weights: best/ keeps
+    # one checkpoint, and the feature cache is keyed by the workdir.
+    from affectjax.train import checkpoint  # pylint: disable=import-outside-toplevel
 
     workdir = os.path.abspath(workdir)
     for sub in ("best", "checkpoints"):
         path = os.path.join(workdir, sub)
         if not os.path.isdir(path):
             continue
-        manager = ocp.CheckpointManager(path, item_names=("state", "meta"))
-        step = manager.latest_step()
-        if step is None:
-            manager.close()
+        hint = (f"delete {path} to use the latest checkpoint in checkpoints/ instead, or "
+                "train again into a new --workdir" if sub == "best" else
+                f"run the training in {workdir} again (it resumes from an older checkpoint)")
+        found = checkpoint.restore_stored(path, hint=hint)
+        if found is None:
             continue
-        state = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore()))["state"]
-        manager.close()
+        step, state = found
         variables = {"params": state["params"]}
         if state.get("batch_stats"):
             variables["batch_stats"] = state["batch_stats"]

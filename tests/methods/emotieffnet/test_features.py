@@ -18,6 +18,7 @@ from affectjax.methods.emotieffnet import features  # noqa: E402  pylint: disabl
 from affectjax import models  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.data import pipeline  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.data.synthfaces import SynthFaces  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train.errors import DataError  # noqa: E402  pylint: disable=wrong-import-position
 
 SIZE = 16
 BACKBONE = dict(name="emotieffnet", backbone="efficientnet_tiny", num_expressions=8,
@@ -134,6 +135,17 @@ def test_load_backbone_from_a_trainer_run(tmp_path):
     with pytest.raises(ValueError, match=r"does not match workdir:.*/bias has shape \(8,\) in "
                                          r"the checkpoint, \(16,\) in the model; .*and \d+ more"):
         features.load_backbone(wider, workdir=str(tmp_path / "run"))
+    # A damaged best/ checkpoint: one DataError line naming it, no fall-back to other weights.
+    best = tmp_path / "run" / "best" / "0"
+    for path in best.glob("state/**/d/*"):
+        path.write_bytes(b"\x07" * path.stat().st_size)
+    with pytest.raises(DataError) as info:
+        features.load_backbone(BACKBONE, workdir=str(tmp_path / "run"))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"the checkpoint {best} is damaged and cannot be restored "
+                              "(DATA_LOSS: ")
+    assert f"delete {best.parent} to use the latest checkpoint" in message
 
 
 def test_extract_splits_reuses_the_cache_and_the_cli(tmp_path, monkeypatch, capsys):
