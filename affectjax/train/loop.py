@@ -30,7 +30,7 @@ from affectjax.train import checkpoint as ckpt_lib
 from affectjax.train import evaluation as eval_lib
 from affectjax.train import logs
 from affectjax.train import plots
-from affectjax.train.errors import NonFiniteLossError, UserError, one_line
+from affectjax.train.errors import ConfigError, NonFiniteLossError, UserError, one_line
 from affectjax.train.method import Method
 from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
 
@@ -136,6 +136,18 @@ def fit(config: Any, workdir: str, method: Method) -> tuple[Any, dict[str, Any]]
     return _train(run, config, workdir)
 
 
+def _check_evaluation(method: Method, scalars: dict[str, Any], arrays: dict[str, Any],
+                      class_names: tuple[str, ...] | None) -> None:
+    """At the first evaluation, not after training: the method's metrics fit its contract."""
+    if method.best_metric not in scalars:
+        raise ConfigError(f"method {method.name!r}: best_metric {method.best_metric!r} is not "
+                          f"among its evaluation metrics {sorted(scalars)}")
+    cm = arrays.get("confusion_matrix")
+    if cm is not None and class_names is not None and len(class_names) != np.shape(cm)[0]:
+        raise ConfigError(f"method {method.name!r}: {len(class_names)} class names "
+                          f"{list(class_names)} for its {np.shape(cm)[0]}-class confusion matrix")
+
+
 def _train(run: RunSetup, config: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
     method, phases = run.method, run.phases
     checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.get("keep_checkpoints", 2))
@@ -169,6 +181,7 @@ def _train(run: RunSetup, config: Any, workdir: str) -> tuple[Any, dict[str, Any
         scalars, arrays = eval_lib.evaluate(
             run.eval_step, method, state, run.eval_loader.eval_batches(), run.shard,
             max_points=config.get("max_plot_points", 4000))
+        _check_evaluation(method, scalars, arrays, run.class_names)
         log.write(step, "eval", scalars)
         value = scalars[method.best_metric]
         if method.is_better(value, best["value"]):

@@ -527,8 +527,10 @@ def test_class_names_of_the_wrong_length_raise(tmp_path):
     config = toy_config(class_names=("low", "high"), phase_order=("one",))
     config.phases = ml_collections.ConfigDict(
         {"one": dict(epochs=0.25, learning_rate=WARM_LR, trainable="all")})  # one step
-    with pytest.raises(ValueError, match="2 class names.*3-class confusion matrix"):
+    # Refused at the first evaluation, in one line, before anything is written as final.
+    with pytest.raises(train.UserError, match="2 class names.*3-class confusion matrix"):
         train.fit(config, str(tmp_path / "names"), toy.method)
+    assert not os.path.exists(tmp_path / "names" / "final_metrics.json")
 
 
 # --- shared_group with GradNorm -------------------------------------------------------
