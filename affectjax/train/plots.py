@@ -36,6 +36,16 @@ def save_figure(fig: Any, path: str, *, axes: Sequence[Any] = ()) -> str:
     return path
 
 
+_RECORD_KEYS = ("step", "split", "time")  # what `affectjax.train.logs.RunLog` adds
+
+
+def eval_metric_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The float metrics of the ``eval`` records: not counts (``num_*``), step or time."""
+    return sorted({k for r in records if r.get("split") == "eval" for k, v in r.items()
+                   if isinstance(v, float) and k not in _RECORD_KEYS
+                   and not k.startswith("num_")})
+
+
 def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
                 eval_keys: Sequence[str] | None = None) -> str:
     """Training losses (left) and evaluation metrics (right) against the step.
@@ -44,7 +54,8 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
       records: ``metrics.jsonl`` records.
       path: output PNG.
       eval_keys: evaluation metrics to draw (those present); None = every float metric
-        of the evaluations except counts (``num_*``).
+        of the evaluations except counts (``num_*``) and the records' own ``step`` and
+        ``time``.
 
     Returns:
       `path`.
@@ -58,8 +69,7 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
             ax_loss.plot(*series, label=key, lw=2 if key == "loss" else 1)
     ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
     if eval_keys is None:
-        eval_keys = sorted({k for r in records if r.get("split") == "eval" for k, v in r.items()
-                            if isinstance(v, float) and not k.startswith("num_")})
+        eval_keys = eval_metric_keys(records)
     for key in eval_keys:
         series = _series(records, "eval", key)
         if series:

@@ -29,3 +29,11 @@ def test_confusion_and_scatter_plots(tmp_path):
         with Image.open(p) as image:
             assert image.format == "PNG" and min(image.size) > 100
     assert set(plots.plt.get_fignums()) == before
+
+
+def test_the_validation_panel_draws_metrics_not_bookkeeping():
+    records = [{"step": 10, "split": "train", "time": 1.7e9, "loss": 1.0},
+               {"step": 10, "split": "eval", "time": 1.7e9, "P_MTL": 2.0, "CCC_V": 0.5,
+                "num_expr": 480.0, "tag": "x"},
+               {"step": 20, "split": "eval", "time": 1.7e9, "nme": 0.05}]
+    assert plots.eval_metric_keys(records) == ["CCC_V", "P_MTL", "nme"]
