@@ -44,6 +44,9 @@ def evaluate(eval_step: Callable[..., Any], method: Method, state: Any,
     stats = None
     kept: dict[str, list[np.ndarray]] = {}
     count = 0
+    # The eval step reads the model's variables only; without the phase's optimizer (its
+    # state and its static transformation differ between phases) it compiles once per run.
+    state = state.replace(opt_state=None, tx=None)
     for batch in batches:
         batch_stats, outputs = eval_step(state, shard(batch))
         batch_stats = jax.device_get(batch_stats)
