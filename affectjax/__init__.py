@@ -9,6 +9,7 @@ Submodules (imported on demand, so `import affectjax.losses` stays light):
 * `affectjax.tuning`     AU-threshold and blending-weight search.
 * `affectjax.labels`     the ABAW expression and AU names, defined once.
 * `affectjax.registry`   the one lookup (and unknown-name error) of every name registry.
+* `affectjax.ensemble`   M members of any flax model as one stacked pytree, vmapped.
 * `affectjax.models`     EfficientNet, ResNet-18 and task heads (`models.create`).
 * `affectjax.convert`    timm / torchvision weights -> flax variables.
 * `affectjax.data`       SynthFaces, SynthAffect, real-data readers and the input pipeline.
@@ -17,7 +18,7 @@ Submodules (imported on demand, so `import affectjax.losses` stays light):
 * `affectjax.sweep`      seeds x a grid of overrides -> mean ± std tables.
 * `affectjax.bench`      speed against the PyTorch reference.
 
-Imports only go down: the pure library (losses ... registry) <- models, data <- train <-
+Imports only go down: the pure library (losses ... registry, ensemble) <- models, data <- train <-
 methods <- entry points (`tests/test_layout.py`).
 """
 
