@@ -24,6 +24,9 @@ from affectjax.data.readers.affectnet import count_affectnet
 from affectjax.data.readers.affectnet import read_affectnet
 from affectjax.data.readers.affwild2 import count_affwild2_mtl
 from affectjax.data.readers.affwild2 import read_affwild2_mtl
+from affectjax.data.readers.affwild2_expr import AffWild2ExprExamples
+from affectjax.data.readers.affwild2_expr import count_affwild2_expr
+from affectjax.data.readers.affwild2_expr import read_affwild2_expr
 from affectjax.data.readers.fer2013 import FER2013_TO_ABAW
 from affectjax.data.readers.fer2013 import count_fer2013
 from affectjax.data.readers.fer2013 import read_fer2013
@@ -42,6 +45,7 @@ from affectjax.data.readers.rafdb import read_rafdb
 READERS: dict[str, Callable] = {
     "affectnet": read_affectnet,
     "affwild2_mtl": read_affwild2_mtl,
+    "affwild2_expr": read_affwild2_expr,
     "rafdb": read_rafdb,
     "fer2013": read_fer2013,
     "mtfl": read_mtfl,
@@ -53,6 +57,7 @@ READERS: dict[str, Callable] = {
 COUNTERS: dict[str, Callable[..., int]] = {
     "affectnet": count_affectnet,
     "affwild2_mtl": count_affwild2_mtl,
+    "affwild2_expr": count_affwild2_expr,
     "rafdb": count_rafdb,
     "fer2013": count_fer2013,
     "mtfl": count_mtfl,
@@ -68,10 +73,12 @@ def get_reader(name: str) -> Callable:
 
 
 __all__ = [
-    "ABAW_EXPRESSIONS", "AFFECTNET_TO_ABAW", "AU_NAMES", "COUNTERS", "DataFormatError",
-    "FER2013_TO_ABAW", "HELEN_CLASSES", "RAFDB_TO_ABAW", "READERS", "count_affectnet",
-    "count_affwild2_mtl", "count_fer2013", "count_helen", "count_image_folder", "count_mtfl",
+    "ABAW_EXPRESSIONS", "AFFECTNET_TO_ABAW", "AU_NAMES", "AffWild2ExprExamples",
+    "COUNTERS", "DataFormatError", "FER2013_TO_ABAW", "HELEN_CLASSES", "RAFDB_TO_ABAW",
+    "READERS", "count_affectnet", "count_affwild2_expr", "count_affwild2_mtl",
+    "count_fer2013", "count_helen", "count_image_folder", "count_mtfl",
     "count_multimodal_pickle", "count_rafdb", "get_reader", "landmarks5_from_68",
-    "read_affectnet", "read_affwild2_mtl", "read_fer2013", "read_helen", "read_image_folder",
-    "read_mtfl", "read_multimodal_pickle", "read_rafdb",
+    "read_affectnet", "read_affwild2_expr", "read_affwild2_mtl", "read_fer2013",
+    "read_helen", "read_image_folder", "read_mtfl", "read_multimodal_pickle",
+    "read_rafdb",
 ]
