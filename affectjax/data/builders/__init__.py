@@ -14,6 +14,7 @@ DATASETS = {
     "synthaffect": synthetic.SynthAffectBuilder,
     "affectnet": manual.AffectNetBuilder,
     "affwild2_mtl": manual.AffWild2MtlBuilder,
+    "affwild2_expr": manual.AffWild2ExprBuilder,
     "rafdb": manual.RafdbBuilder,
     "fer2013": manual.Fer2013Builder,
     "mtfl": manual.MtflBuilder,

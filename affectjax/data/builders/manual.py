@@ -11,6 +11,7 @@ and fills the keys its data set lacks with the contract's "missing" values (see
 |----------------|---------------------------|-------------------------|
 | `affectnet`    | `read_affectnet`          | train, validation       |
 | `affwild2_mtl` | `read_affwild2_mtl`       | train, validation       |
+| `affwild2_expr`| `read_affwild2_expr`      | train, validation       |
 | `rafdb`        | `read_rafdb`              | train, test             |
 | `fer2013`      | `read_fer2013`            | train, validation, test |
 | `mtfl`         | `read_mtfl`               | train, test             |
@@ -41,6 +42,8 @@ LAYOUTS = {
                  "Manually_Annotated_Images/, or {train_set,val_set}/{images,annotations}/",
     "affwild2_mtl": "{training,validation}_set_annotations.txt + "
                     "cropped_aligned/<video>/<frame>.jpg",
+    "affwild2_expr": "annotations/EXPR_Set/{Train_Set,Validation_Set}/<video>.txt + "
+                     "cropped_aligned/<video>/<frame:05d>.jpg",
     "rafdb": "EmoLabel/list_patition_label.txt + Image/aligned/<name>_aligned.jpg",
     "fer2013": "fer2013.csv (columns emotion,pixels,Usage)",
     "mtfl": "training.txt, testing.txt + the image folders they name (lfw_5590/, net_7876/)",
@@ -51,6 +54,7 @@ LAYOUTS = {
 }
 _SPLITS = {
     "affectnet": ("train", "validation"), "affwild2_mtl": ("train", "validation"),
+    "affwild2_expr": ("train", "validation"),
     "rafdb": ("train", "test"), "fer2013": ("train", "validation", "test"),
     "mtfl": ("train", "test"), "helen": ("train", "validation", "test"),
     "image_folder": ("train",), "multimodal": ("train", "validation", "test"),
@@ -125,6 +129,7 @@ def _image_builder(name: str, **attrs: Any) -> type:
 
 AffectNetBuilder = _image_builder("affectnet", READER_DEFAULTS={"drop_non_class": True})
 AffWild2MtlBuilder = _image_builder("affwild2_mtl")
+AffWild2ExprBuilder = _image_builder("affwild2_expr", READER_DEFAULTS={"drop_unlabelled": True})
 RafdbBuilder = _image_builder("rafdb")
 Fer2013Builder = _image_builder("fer2013")
 MtflBuilder = _image_builder("mtfl")

@@ -142,3 +142,26 @@ def test_missing_layout_one_clear_error(tmp_path):
 def test_registered():
     assert readers.get_reader("affwild2_expr") is read_affwild2_expr
     assert readers.COUNTERS["affwild2_expr"] is count_affwild2_expr
+
+
+def test_manual_builder_prepares_both_splits(tmp_path, capsys):
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    manual = tmp_path / "affwild2"
+    _dataset(manual)
+    _labels(manual, "v9", HEADER7, [2, -1], split="Validation_Set")
+    _frames(manual, "v9", [1, 2])
+    cfg = pipeline.default_config()
+    cfg.name, cfg.data_dir, cfg.manual_dir = "affwild2_expr", str(tmp_path / "tfds"), str(manual)
+    cfg.builder_kwargs = {"image_size": 8}
+    train = pipeline.create_source(cfg, "train")
+    val = pipeline.create_source(cfg, "validation")
+    assert [int(train[i]["expr"]) for i in range(len(train))] == [4, 0, 5, 7, 1, 2]
+    assert [int(val[i]["expr"]) for i in range(len(val))] == [2]
+    assert train[0]["image"].shape == (8, 8, 3) and (train[0]["au"] == -1).all()
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("data ")]
+    assert lines == [
+        "data affwild2_expr train: 6 examples (2 unlabelled frames dropped; 1 frame without "
+        "an image skipped)",
+        "data affwild2_expr validation: 1 examples (1 unlabelled frame dropped; 0 frames "
+        "without an image skipped)"]
