@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from affectjax import registry
+from affectjax.methods.cct import method as cct
 from affectjax.methods.emotieffnet import lsd
 from affectjax.methods.emotieffnet import mtl_report
 from affectjax.methods.emotieffnet import pretrain
@@ -26,6 +27,7 @@ METHODS: dict[str, Method] = {
     "emotieffnet": pretrain.EMOTIEFFNET,
     "mtl_heads": mtl_report.MTL_HEADS_PIPELINE,
     "lsd": lsd.LSD,
+    "cct": cct.CCT,
 }
 
 
