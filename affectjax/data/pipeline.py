@@ -4,9 +4,11 @@
 random-access source; `Loader` turns a source into batches:
 
 * training: an infinite stream, reshuffled each epoch from ``(seed, epoch)``, drop
-  remainder, augmentation seeded from ``(seed, step)``; the batch at step ``k`` depends on
-  ``(seed, k)`` only, so ``iterate(start_step=k)`` resumes exactly where an uninterrupted
-  run would be;
+  remainder, augmentation seeded from ``(seed, step)``; or, with ``oversample=KEY``,
+  class-balanced: each epoch ``len(source)`` indices drawn with replacement from
+  ``(seed, epoch)``, every class of the label ``KEY`` equally likely. Either way the batch
+  at step ``k`` depends on ``(seed, k)`` only, so ``iterate(start_step=k)`` resumes exactly
+  where an uninterrupted run would be;
 * evaluation: one ordered pass, the last batch padded to ``batch_size`` (copies of the last
   example), every batch carrying ``valid`` (B,) bool, so a jitted eval step compiles once.
 
@@ -18,6 +20,7 @@ background threads (``num_threads``), ``prefetch`` batches ahead.
 import math
 import os
 import sys
+import threading
 from typing import Any, Iterator, Mapping
 
 import grain
@@ -55,6 +58,11 @@ def default_config() -> ml_collections.ConfigDict:
         translate=0.08,  # shift drawn from [-t, t] of the image size.
         jitter_prob=0.5,  # colour jitter: factors in [1 - s, 1 + s].
         brightness=0.25, contrast=0.25, saturation=0.25))
+    # Class-balanced training stream: "" (off: each example once per epoch) or the name of
+    # an integer class-label key, e.g. "expr": each epoch draws len(train split) examples
+    # with replacement, P(example) ~ 1 / count(its class), so every class present is equally
+    # likely and unlabelled (< 0) examples are never drawn. Training loader only.
+    c.oversample = ""
     c.prefetch = 4  # batches prepared ahead in background threads.
     c.num_threads = 2  # grain reader threads (threads, not processes).
     return c
@@ -195,16 +203,58 @@ def stack(examples: list[Mapping[str, Any]]) -> Batch:
     return {k: np.stack([np.asarray(e[k]) for e in examples]) for k in keys}
 
 
+def read_labels(source, key: str) -> np.ndarray:
+    """All values of ``key`` over a source: a `Source` reads them without decoding images
+    (cached), any other source example by example."""
+    if isinstance(source, Source):
+        return np.asarray(source.labels(key))
+    return np.array([np.asarray(source[i][key]) for i in range(len(source))])
+
+
+def label_keys(source) -> list[str]:
+    """The integer scalar keys of a source's examples (its candidate class labels)."""
+    if isinstance(source, Source):
+        feats = source.builder.info.features
+        return [k for k, d in source._dtypes.items()  # pylint: disable=protected-access
+                if np.dtype(d).kind in "iu" and tuple(feats[k].shape) == ()]
+    if len(source) == 0:
+        return []
+    return [k for k, v in source[0].items()
+            if np.asarray(v).dtype.kind in "iu" and np.ndim(v) == 0]
+
+
+def oversample_weights(source, key: str) -> np.ndarray:
+    """Per-example sampling probabilities that make every class of ``key`` equally likely.
+
+    ``p[i] ~ 1 / count(class of example i)`` over the classes present; examples with a
+    negative label (unlabelled) get probability 0.
+
+    Raises:
+        KeyError: ``key`` is not an integer scalar key of the examples (the error names
+            ``config.data.oversample`` and lists the keys there are).
+        ValueError: no example is labelled in ``key``.
+    """
+    keys = label_keys(source)
+    if key not in keys:
+        raise KeyError(registry.unknown_name_message("config.data.oversample", key, keys)
+                       + " (the integer class-label keys of the examples)")
+    labels = read_labels(source, key).astype(np.int64).reshape(-1)
+    labelled = labels >= 0
+    if not labelled.any():
+        raise ValueError(f"config.data.oversample={key!r}: all {labels.size} examples are "
+                         f"unlabelled ({key} < 0), nothing to draw")
+    counts = np.bincount(labels[labelled])
+    weights = np.zeros(labels.size, np.float64)
+    weights[labelled] = 1.0 / counts[labels[labelled]]
+    return weights / weights.sum()
+
+
 def class_counts(source, key: str = "expr", num_classes: int = 8) -> np.ndarray:
     """Per-class counts of an integer label over a source (-1 and other negatives ignored).
 
     A `Source` reads the labels without decoding images (cached per source).
     """
-    if isinstance(source, Source):
-        labels = source.labels(key)
-    else:
-        labels = np.array([np.asarray(source[i][key]) for i in range(len(source))])
-    labels = np.asarray(labels).reshape(-1)
+    labels = read_labels(source, key).reshape(-1)
     labels = labels[labels >= 0]
     if labels.size and labels.max() >= num_classes:
         raise ValueError(f"class_counts: label {labels.max()} in {key!r} "
@@ -223,10 +273,21 @@ class Loader:
         train: training stream (drop remainder, augmentation) or evaluation pass.
         data_config: `default_config()`-like mapping (image_size, mean, std, augment,
             prefetch, num_threads); defaults to `default_config()`.
+        oversample: "" (off) or an integer class-label key of the examples (the training
+            setup passes ``config.data.oversample``; the field in ``data_config`` is not read
+            here). Each epoch is then ``len(source)`` indices drawn with replacement from
+            ``(seed, epoch)`` with ``P(i) ~ 1 / count(class of i)`` (`oversample_weights`:
+            every class present equally likely, unlabelled examples, label < 0, never drawn);
+            ``steps_per_epoch`` stays ``len(source) // batch_size``, the remainder of the
+            draws is dropped, and ``shuffle`` is not used (the draws are in random order).
+            Training loaders only.
     """
 
+    _OVERSAMPLE_STREAM = 0x0CC7  # separates the epoch draws' seeds from other uses of seed.
+
     def __init__(self, source, *, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 train: bool = True, data_config: Mapping[str, Any] | None = None):
+                 train: bool = True, data_config: Mapping[str, Any] | None = None,
+                 oversample: str = ""):
         cfg = default_config() if data_config is None else data_config
         n = len(source)
         if batch_size < 1:
@@ -242,6 +303,12 @@ class Loader:
         self.read_options = grain.ReadOptions(num_threads=int(cfg["num_threads"]),
                                               prefetch_buffer_size=int(cfg["prefetch"]))
         self.steps_per_epoch = n // batch_size if train else math.ceil(n / batch_size)
+        self.oversample = oversample or ""
+        if self.oversample and not train:
+            raise ValueError(f"oversample={self.oversample!r} is for train=True loaders")
+        self._weights = oversample_weights(source, self.oversample) if self.oversample else None
+        self._epochs: dict[int, np.ndarray] = {}  # the last epochs' draws
+        self._epochs_lock = threading.Lock()
 
     def _finish(self, batch: Batch, rng: np.random.Generator | None) -> Batch:
         return pp.preprocess(batch, image_size=self.image_size, mean=self.mean, std=self.std,
@@ -252,12 +319,35 @@ class Loader:
         batch["valid"] = np.ones(len(indices), bool)
         return batch
 
+    def epoch_draws(self, epoch: int) -> np.ndarray:
+        """The ``len(source)`` oversampled indices of ``epoch``, a function of (seed, epoch)."""
+        if self._weights is None:
+            raise ValueError("epoch_draws() is for loaders with oversample set")
+        with self._epochs_lock:
+            if epoch not in self._epochs:
+                rng = np.random.default_rng((self.seed, int(epoch), self._OVERSAMPLE_STREAM))
+                draws = rng.choice(len(self._weights), size=len(self._weights),
+                                   replace=True, p=self._weights)
+                if len(self._epochs) >= 2:  # reader threads straddle one epoch boundary
+                    del self._epochs[min(self._epochs)]
+                self._epochs[epoch] = draws
+            return self._epochs[epoch]
+
+    def _oversampled_indices(self, step: int, _) -> np.ndarray:
+        epoch, k = divmod(int(step), self.steps_per_epoch)
+        return self.epoch_draws(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
+
     def train_dataset(self) -> grain.MapDataset:
         """The infinite training stream as a grain MapDataset indexed by step."""
-        ds = grain.MapDataset.range(len(self.source))
-        if self.shuffle:
-            ds = ds.shuffle(seed=self.seed)
-        ds = ds.batch(self.batch_size, drop_remainder=True).repeat()
+        if self.oversample:
+            # The index map_with_index sees is the global step (slicing comes later).
+            ds = grain.MapDataset.range(self.steps_per_epoch).repeat()
+            ds = ds.map_with_index(self._oversampled_indices)
+        else:
+            ds = grain.MapDataset.range(len(self.source))
+            if self.shuffle:
+                ds = ds.shuffle(seed=self.seed)
+            ds = ds.batch(self.batch_size, drop_remainder=True).repeat()
         return ds.random_map(self._train_batch, seed=self.seed)
 
     def iterate(self, start_step: int = 0) -> Iterator[Batch]:

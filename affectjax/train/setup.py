@@ -182,7 +182,8 @@ def _pipeline_data(config: Any, *, seed: int) -> tuple[Any, Any, Any]:
     train_source = pipeline.create_source(config.data, config.data.train_split)
     eval_source = pipeline.create_source(config.data, config.data.eval_split)
     train_loader = pipeline.Loader(train_source, batch_size=batch_size, shuffle=True,
-                                   seed=seed, train=True, data_config=config.data)
+                                   seed=seed, train=True, data_config=config.data,
+                                   oversample=config.data.get("oversample", ""))
     eval_loader = pipeline.Loader(eval_source, batch_size=eval_batch_size, shuffle=False,
                                   seed=seed, train=False, data_config=config.data)
     return train_loader, eval_loader, train_source
