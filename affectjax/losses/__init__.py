@@ -8,9 +8,11 @@ missing. Every function works under `jax.jit`, `jax.vmap` and `jax.grad`.
 from affectjax.losses.classification import sigmoid_binary_cross_entropy
 from affectjax.losses.classification import softmax_cross_entropy
 from affectjax.losses.classification import weighted_cross_entropy
+from affectjax.losses.consensus import bernoulli_consensus
 from affectjax.losses.consensus import cct_loss
 from affectjax.losses.consensus import kl_consensus
 from affectjax.losses.consensus import kl_div
+from affectjax.losses.consensus import squared_consensus
 from affectjax.losses.emotieffnet import emotieffnet_loss
 from affectjax.losses.regression import ccc
 from affectjax.losses.regression import ccc_loss
@@ -21,6 +23,7 @@ from affectjax.losses.weights import sklearn_balanced_weights
 
 __all__ = [
     "balanced_pos_weight",
+    "bernoulli_consensus",
     "ccc",
     "ccc_loss",
     "cct_loss",
@@ -31,6 +34,7 @@ __all__ = [
     "sigmoid_binary_cross_entropy",
     "sklearn_balanced_weights",
     "softmax_cross_entropy",
+    "squared_consensus",
     "va_ccc_loss",
     "weighted_cross_entropy",
 ]

@@ -6,6 +6,11 @@ weight `lam` ramps up over training (`affectjax.schedules.cct_lambda`). The M ne
 logits arrive stacked as one (M, B, C) array, as produced by a `jax.vmap`-ed apply over
 stacked parameters; the gradient of `cct_loss` flows into every network on both sides
 of each KL term (no stop-gradient, as in the authors' code).
+
+`bernoulli_consensus` (per-AU sigmoid outputs) and `squared_consensus` (real-valued
+outputs such as valence/arousal) are affectjax's extension of the consensus term to the
+tasks the paper's conclusion names as future work; the paper itself defines only the
+softmax KL of eq. (3).
 """
 
 import functools
@@ -58,13 +63,14 @@ def _kl_div(p_logits: jax.Array, q_logits: jax.Array, *, axis: int) -> jax.Array
     return (jnp.exp(log_p) * (log_p - log_q)).sum(axis)
 
 
-def _check_stacked(stacked_logits: Any) -> jax.Array:
-    stacked_logits = _checks.as_float(stacked_logits, "stacked_logits")
+def _check_stacked(
+    stacked_logits: Any,
+    name: str = "stacked_logits",
+    layout: str = "(M, B, C) (networks, batch, classes)",
+) -> jax.Array:
+    stacked_logits = _checks.as_float(stacked_logits, name)
     if stacked_logits.ndim != 3:
-        raise ValueError(
-            f"stacked_logits must have shape (M, B, C) (networks, batch, classes), "
-            f"got {stacked_logits.shape}"
-        )
+        raise ValueError(f"{name} must have shape {layout}, got {stacked_logits.shape}")
     return stacked_logits
 
 
@@ -109,6 +115,113 @@ def _kl_consensus(stacked_logits: jax.Array, mask: jax.Array) -> jax.Array:
     log_p = jax.nn.log_softmax(stacked_logits, axis=-1)
     # pair[k, j, b] = KL(p_k || p_j); the diagonal is exactly 0 (log_p - log_p).
     pair = (jnp.exp(log_p)[:, None] * (log_p[:, None] - log_p[None, :])).sum(-1)
+    per_item = jnp.where(mask, pair.sum((0, 1)), 0)
+    return _checks.safe_divide(per_item.sum(), mask.sum().astype(per_item.dtype))
+
+
+def bernoulli_consensus(stacked_logits: Any, *, where: Any | None = None) -> jax.Array:
+    r"""Multi-label consensus: pairwise Bernoulli KL between per-AU sigmoid outputs.
+
+    .. math::
+      \sum_j \sum_{k \ne j} \mathrm{mean}_b \sum_a
+      KL(\mathrm{Bern}(\sigma(z_{k,b,a})) \,\|\, \mathrm{Bern}(\sigma(z_{j,b,a})))
+
+    The analogue of `kl_consensus` for M networks with one sigmoid output per action unit:
+    with :math:`p = \sigma(z_k)`, :math:`q = \sigma(z_j)`, each term is
+    :math:`p (\log p - \log q) + (1 - p)(\log(1 - p) - \log(1 - q))`, computed from
+    `log_sigmoid` of the logits for numerical stability. Every ordered pair of distinct
+    networks counts once (M(M-1) terms; M = 1 gives 0); the gradient flows into both
+    sides of each term (no stop-gradient). The term needs no labels.
+
+    This is affectjax's extension, not part of CCT: the paper defines only the softmax
+    KL consensus of eq. (3) and names co-training for AU detection as future work.
+
+    Args:
+      stacked_logits: (M, B, A) per-AU logits of M networks on the same batch.
+      where: optional (B,) mask; the batch mean runs over True items only, and no True
+        item gives 0 with finite gradients.
+
+    Returns:
+      A scalar >= 0.
+
+    References:
+      Gera & Balasubramanian, "Consensual Collaborative Training and Knowledge
+      Distillation Based Facial Expression Recognition Under Noisy Annotations", eq. (3)
+      (the softmax form this generalises); its conclusion names AU detection as future
+      work.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> logits = jnp.array([[[0.0, 2.0]], [[0.0, 0.0]]])
+      >>> round(float(bernoulli_consensus(logits)), 4)
+      0.7616
+    """
+    stacked_logits = _check_stacked(
+        stacked_logits, layout="(M, B, A) (networks, batch, action units)"
+    )
+    mask = _batch_mask(where, stacked_logits.shape[1])
+    return _bernoulli_consensus(stacked_logits, mask)
+
+
+@jax.jit
+def _bernoulli_consensus(stacked_logits: jax.Array, mask: jax.Array) -> jax.Array:
+    log_p = jax.nn.log_sigmoid(stacked_logits)  # log sigma(z)
+    log_not_p = jax.nn.log_sigmoid(-stacked_logits)  # log (1 - sigma(z))
+    # pair[k, j, b] = sum_a KL(Bern(p_k) || Bern(p_j)); the diagonal is exactly 0.
+    pair = (
+        jnp.exp(log_p)[:, None] * (log_p[:, None] - log_p[None, :])
+        + jnp.exp(log_not_p)[:, None] * (log_not_p[:, None] - log_not_p[None, :])
+    ).sum(-1)
+    per_item = jnp.where(mask, pair.sum((0, 1)), 0)
+    return _checks.safe_divide(per_item.sum(), mask.sum().astype(per_item.dtype))
+
+
+def squared_consensus(stacked_preds: Any, *, where: Any | None = None) -> jax.Array:
+    r"""Regression consensus: pairwise squared difference between real-valued outputs.
+
+    .. math::
+      \sum_j \sum_{k \ne j} \mathrm{mean}_b \sum_d (y_{k,b,d} - y_{j,b,d})^2
+
+    The analogue of `kl_consensus` for M networks with real-valued outputs such as
+    valence and arousal. Every ordered pair of distinct networks counts once, so each
+    unordered pair contributes twice (for M = 2 the result is
+    :math:`2\,\mathrm{mean}_b \sum_d (y_0 - y_1)^2`); M = 1 gives 0. The gradient flows
+    into both networks of each pair (no stop-gradient). The term needs no labels.
+
+    This is affectjax's extension, not part of CCT: the paper defines only the softmax
+    KL consensus of eq. (3) and names co-training for valence/arousal as future work.
+
+    Args:
+      stacked_preds: (M, B, D) real-valued predictions of M networks on the same batch.
+      where: optional (B,) mask; the batch mean runs over True items only, and no True
+        item gives 0 with finite gradients.
+
+    Returns:
+      A scalar >= 0.
+
+    References:
+      Gera & Balasubramanian, CCT, eq. (3) (the softmax form this replaces); its
+      conclusion names valence/arousal estimation as future work.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> preds = jnp.array([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 2.0]]])
+      >>> float(squared_consensus(preds))
+      5.0
+      >>> float(squared_consensus(preds, where=jnp.array([True, False])))
+      2.0
+    """
+    stacked_preds = _check_stacked(
+        stacked_preds, "stacked_preds", "(M, B, D) (networks, batch, outputs)"
+    )
+    mask = _batch_mask(where, stacked_preds.shape[1])
+    return _squared_consensus(stacked_preds, mask)
+
+
+@jax.jit
+def _squared_consensus(stacked_preds: jax.Array, mask: jax.Array) -> jax.Array:
+    # pair[k, j, b] = sum_d (y_k - y_j)^2; the diagonal is exactly 0.
+    pair = ((stacked_preds[:, None] - stacked_preds[None, :]) ** 2).sum(-1)
     per_item = jnp.where(mask, pair.sum((0, 1)), 0)
     return _checks.safe_divide(per_item.sum(), mask.sum().astype(per_item.dtype))
 
