@@ -23,7 +23,8 @@ for NCHW) with denormals flushed to zero, as XLA does. `--dtype bfloat16` runs a
 bfloat16 computation (float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its
 device (on CPU that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test
 assertion. The affectjax train step is `make_affectjax_train_step`, which
-`python -m affectjax.bench.profile` also profiles op by op.
+`python -m affectjax.bench.profile` also profiles op by op. `--method cct [--num-networks M]`
+times the M-network CCT ensemble step instead (`affectjax.bench.cct`).
 """
 
 from __future__ import annotations
@@ -323,7 +324,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
+    parser.add_argument("--optimizer", default=None, choices=("sgd", "adam"),
+                        help="default: sgd for --method single, adam for --method cct")
+    parser.add_argument("--method", default="single", choices=("single", "cct"),
+                        help="cct: the M-network CCT train step, see affectjax.bench.cct")
+    parser.add_argument("--num-networks", type=int, default=None,
+                        help="--method cct only: the ensemble size M, 1 to 4 (default 3)")
     parser.add_argument("--json", default=None, help="write the record to this file")
     parser.add_argument("--no-torch", action="store_true", help="affectjax only")
     parser.add_argument(
@@ -332,6 +338,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="PyTorch in NCHW contiguous format instead of channels_last",
     )
     args = parser.parse_args(argv)
+    if args.method == "cct":
+        from affectjax.bench import cct
+
+        try:
+            num_networks = cct.check_num_networks(
+                3 if args.num_networks is None else args.num_networks)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+        record = cct.run(
+            args.model, num_networks=num_networks, batch_size=args.batch_size,
+            image_size=args.image_size, dtype=args.dtype, steps=args.steps, warmup=args.warmup,
+            optimizer=args.optimizer or "adam", torch_reference_too=not args.no_torch,
+            torch_channels_last=not args.torch_contiguous,
+        )
+        print(cct.format_table(record))
+    elif args.num_networks is not None:
+        raise SystemExit("--num-networks applies to --method cct only")
+    else:
+        record = _run_single(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=2)
+    return record
+
+
+def _run_single(args: argparse.Namespace) -> dict[str, Any]:
     record = run(
         args.model,
         batch_size=args.batch_size,
@@ -339,13 +371,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dtype=args.dtype,
         steps=args.steps,
         warmup=args.warmup,
-        optimizer=args.optimizer,
+        optimizer=args.optimizer or "sgd",
         torch_reference_too=not args.no_torch,
         torch_channels_last=not args.torch_contiguous,
     )
     print(format_table(record))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=2)
     return record
 

@@ -3,14 +3,15 @@
 `torch_reference` builds the model an affectjax model is measured against (timm's model of
 the same name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
 `EfficientNet` built from the same block strings), and `bench_torch` times it exactly as
-`affectjax.bench.core.bench_affectjax` times affectjax (same record keys). torch, torchvision
-and timm are imported lazily: they are test/benchmark dependencies only.
+`affectjax.bench.core.bench_affectjax` times affectjax (same record keys);
+`make_torch_cct_step` is the M-network CCT step that `affectjax.bench.cct` times. torch,
+torchvision and timm are imported lazily: they are test/benchmark dependencies only.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 from affectjax.bench import timing
 from affectjax import models
@@ -110,3 +111,77 @@ def bench_torch(
     times = timing.time_steps(train_step, steps, warmup)
     results["train_step"] = timing.summary(times, batch_size, None, peak())
     return results
+
+
+def make_torch_cct_step(
+    name: str,
+    *,
+    num_networks: int,
+    lam: float,
+    batch_size: int,
+    image_size: int,
+    dtype: str,
+    optimizer: str = "adam",
+    channels_last: bool = True,
+) -> tuple[Callable[[], Any], Callable[[], float]]:
+    """The authors' CCT train step in PyTorch, for `affectjax.bench.cct`.
+
+    M reference models (member j initialised after `torch.manual_seed(j)`), M optimizers
+    (lr 1e-3); a step runs the forward of all M, then for each member j the loss
+    `(1 - lam) CE_j + lam sum_{k != j} KL(p_k || p_j)` with the other members' outputs
+    detached, its own `backward()`, then the M optimizer steps and `cuda.synchronize`.
+    Images, labels, memory format and autocast are as in `bench_torch`.
+
+    Returns:
+        `(step, peak_mb)`: `step()` runs one step and returns the members' summed loss;
+        `peak_mb()` the peak memory in MiB since this call (CUDA) or since the last
+        `timing.reset_peak_rss` (CPU).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    torch.set_flush_denormal(True)
+    module = models.create(name)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    nets = []
+    for j in range(num_networks):
+        torch.manual_seed(j)
+        nets.append(torch_reference(name, module).to(device, memory_format=fmt).train())
+    if optimizer == "sgd":
+        opts = [torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9) for net in nets]
+    else:
+        opts = [torch.optim.Adam(net.parameters(), lr=1e-3) for net in nets]
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch_size, 3, image_size, image_size, generator=gen)
+    images = images.to(device, memory_format=fmt)
+    labels = torch.randint(0, module.num_classes, (batch_size,), generator=gen).to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
+    def step() -> Any:
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        with autocast:
+            logits = [net(images).float() for net in nets]
+        targets = [torch.softmax(x.detach(), -1) for x in logits]
+        total = 0.0
+        for j, x in enumerate(logits):
+            log_q = torch.log_softmax(x, -1)
+            kl = sum(F.kl_div(log_q, t, reduction="batchmean")
+                     for k, t in enumerate(targets) if k != j)
+            loss = (1 - lam) * F.cross_entropy(x, labels) + lam * kl
+            loss.backward()
+            total += loss.detach()
+        for opt in opts:
+            opt.step()
+        if cuda:
+            torch.cuda.synchronize()
+        return total
+
+    def peak_mb() -> float:
+        return torch.cuda.max_memory_allocated() / 2**20 if cuda else timing.peak_rss_mb()
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    return step, peak_mb
