@@ -11,7 +11,7 @@ the affectjax train step), `cct` (the M-network CCT ensemble step: vmapped, sequ
 
 from affectjax.bench.core import bench_affectjax
 from affectjax.bench.core import format_table
-from affectjax.bench.core import main
+from affectjax.bench.cli import main
 from affectjax.bench.core import make_affectjax_train_step
 from affectjax.bench.core import run
 

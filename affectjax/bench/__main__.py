@@ -1,6 +1,6 @@
-"""``python -m affectjax.bench``: see `affectjax.bench.core`."""
+"""``python -m affectjax.bench``: see `affectjax.bench.cli`."""
 
-from affectjax.bench.core import main
+from affectjax.bench.cli import main
 
 if __name__ == "__main__":
     main()

@@ -29,9 +29,7 @@ times the M-network CCT ensemble step instead (`affectjax.bench.cct`).
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import os
 import platform
 import time
@@ -312,69 +310,3 @@ def run(
         }
     record["load_average_after"] = list(os.getloadavg())
     return record
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m affectjax.bench", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--model", default="efficientnet_b0", choices=sorted(models.MODELS))
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--optimizer", default=None, choices=("sgd", "adam"),
-                        help="default: sgd for --method single, adam for --method cct")
-    parser.add_argument("--method", default="single", choices=("single", "cct"),
-                        help="cct: the M-network CCT train step, see affectjax.bench.cct")
-    parser.add_argument("--num-networks", type=int, default=None,
-                        help="--method cct only: the ensemble size M, 1 to 4 (default 3)")
-    parser.add_argument("--json", default=None, help="write the record to this file")
-    parser.add_argument("--no-torch", action="store_true", help="affectjax only")
-    parser.add_argument(
-        "--torch-contiguous",
-        action="store_true",
-        help="PyTorch in NCHW contiguous format instead of channels_last",
-    )
-    args = parser.parse_args(argv)
-    if args.method == "cct":
-        from affectjax.bench import cct
-
-        try:
-            num_networks = cct.check_num_networks(
-                3 if args.num_networks is None else args.num_networks)
-        except ValueError as err:
-            raise SystemExit(str(err)) from None
-        record = cct.run(
-            args.model, num_networks=num_networks, batch_size=args.batch_size,
-            image_size=args.image_size, dtype=args.dtype, steps=args.steps, warmup=args.warmup,
-            optimizer=args.optimizer or "adam", torch_reference_too=not args.no_torch,
-            torch_channels_last=not args.torch_contiguous,
-        )
-        print(cct.format_table(record))
-    elif args.num_networks is not None:
-        raise SystemExit("--num-networks applies to --method cct only")
-    else:
-        record = _run_single(args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=2)
-    return record
-
-
-def _run_single(args: argparse.Namespace) -> dict[str, Any]:
-    record = run(
-        args.model,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        dtype=args.dtype,
-        steps=args.steps,
-        warmup=args.warmup,
-        optimizer=args.optimizer or "sgd",
-        torch_reference_too=not args.no_torch,
-        torch_channels_last=not args.torch_contiguous,
-    )
-    print(format_table(record))
-    return record
-

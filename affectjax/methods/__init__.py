@@ -38,9 +38,10 @@ def get_method(name: str) -> Method:
 
 def _resolve(config: Any) -> Method:
     try:
-        return get_method(config.method)
+        method = get_method(config.method)
     except KeyError as exc:
         raise ConfigError(f"config.method: {exc.args[0]}") from None
+    return method
 
 
 def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:

@@ -361,3 +361,34 @@ class Checkpointer:
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def restore_run_variables(workdir: str) -> tuple[dict[str, Any], str]:
+    """The model variables of a finished training run: ``best/``, else ``checkpoints/``.
+
+    A damaged checkpoint is a `DataError`, never a fall-back to other weights.
+
+    Returns:
+      ``(variables, origin)``: ``{"params", "batch_stats" (when the model has BatchNorm)}``
+      and ``"workdir:<directory>/<step>"``.
+
+    Raises:
+      FileNotFoundError: `workdir` holds no checkpoint in ``best/`` or ``checkpoints/``.
+    """
+    workdir = os.path.abspath(workdir)
+    for sub in ("best", "checkpoints"):
+        path = os.path.join(workdir, sub)
+        if not os.path.isdir(path):
+            continue
+        hint = (f"delete {path} to use the latest checkpoint in checkpoints/ instead, or "
+                "train again into a new --workdir" if sub == "best" else
+                f"run the training in {workdir} again (it resumes from an older checkpoint)")
+        found = restore_stored(path, hint=hint)
+        if found is None:
+            continue
+        step, state = found
+        variables = {"params": state["params"]}
+        if state.get("batch_stats"):
+            variables["batch_stats"] = state["batch_stats"]
+        return variables, f"workdir:{path}/{step}"
+    raise FileNotFoundError(f"{workdir}: no trainer checkpoint in best/ or checkpoints/")

@@ -116,6 +116,8 @@ def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, A
         message), checkpoints that do not fit this config or none of which restores,
         or a non-finite loss.
     """
+    if method.specialize is not None:
+        method = method.specialize(config)
     if method.pipeline is not None:
         make_workdir(workdir)
         return method.pipeline(config, workdir)
@@ -125,13 +127,15 @@ def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, A
 def fit(config: Any, workdir: str, method: Method) -> tuple[Any, dict[str, Any]]:
     """The loop as a stage of a pipeline: `train_and_evaluate` that also returns the state.
 
-    Runs the generic loop for `method` (whose ``pipeline`` is ignored) and returns
-    ``(state, final_metrics)``, the trained `TrainState` (on the devices) and the content
+    Runs the generic loop for `method` (``specialize``d to `config`; its ``pipeline``
+    is ignored) and returns ``(state, final_metrics)``, the trained `TrainState` (on the devices) and the content
     of ``final_metrics.json``. A finished run in `workdir` is not trained again: its last
     checkpoint is restored, evaluated and returned.
     """
     make_workdir(workdir)
     with user_errors():
+        if method.specialize is not None:
+            method = method.specialize(config)
         run = setup_run(config, workdir, method)
     return _train(run, config, workdir)
 

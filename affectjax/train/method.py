@@ -80,6 +80,18 @@ class Method:
       shared_group: the parameter group shared by all tasks, whose per-task gradient
         norms GradNorm balances (`affectjax.balancing.gradnorm`); None = every model
         parameter. Only read when the balancer is GradNorm.
+      make_balancer: ``config -> Balancer`` for a method that weighs its loss terms
+        itself (CCT's consensus ramp: ``task_names`` are its terms and the balancer's
+        weights follow the epoch); ``config.balancer`` must then be left at ``ew``.
+        None = the balancer of ``config.balancer``.
+      merge_pretrained: ``(config, variables, loaded) -> (variables, loaded_paths,
+        kept_paths)``: puts the arrays of a pretrained variable set (``config.init_from``)
+        into the freshly initialised `variables` (an ensemble broadcasts one network to
+        its members). None = copy every array whose path and shape match.
+      specialize: ``config -> Method`` for a method whose contract depends on its
+        config (CCT's ``cct.task``: expressions, AUs or valence/arousal need other
+        labels, evaluations and best metrics); the entry points call it once before
+        training. None = the method as it is.
       pipeline: ``(config, workdir) -> final_metrics`` for a method that is a
         multi-stage pipeline; it writes ``workdir/final_metrics.json`` (with ``eval``
         scalars and ``best``) and raises `affectjax.train.errors.UserError` for the
@@ -105,6 +117,9 @@ class Method:
     make_data: Callable[..., tuple[Any, Any, Any]] | None = None
     build_optimizer: Callable[..., Any] | None = None
     shared_group: str | None = None
+    make_balancer: Callable[[Any], Any] | None = None
+    merge_pretrained: Callable[[Any, Any, Any], tuple[Any, list[str], list[str]]] | None = None
+    specialize: Callable[[Any], "Method"] | None = None
     pipeline: Callable[[Any, str], dict[str, Any]] | None = None
 
     def __post_init__(self):

@@ -147,30 +147,59 @@ def build_phases(config: Any, groups: tuple[str, ...], steps_per_epoch: int) -> 
     return phases
 
 
-def _merge_pretrained(variables: dict[str, Any], path: str) -> dict[str, Any]:
-    """Replaces initial arrays by those of a converted checkpoint where paths and shapes match."""
+def load_pretrained(path: str) -> tuple[dict[str, Any], str]:
+    """The variables of ``config.init_from``: a converted checkpoint or a training workdir.
+
+    Returns:
+      ``(variables, origin)``; a converted directory (``meta.json``, written by
+      `affectjax.convert`) or a run's ``best/``/``checkpoints/`` (`affectjax.train`).
+
+    Raises:
+      DataError: one line naming ``config.init_from`` when `path` is neither.
+    """
     from affectjax import convert  # pylint: disable=import-outside-toplevel
-    if not os.path.isdir(path):
-        raise DataError(f"config.init_from: no converted checkpoint directory at {path}")
-    loaded, _ = convert.load_converted(path)
+    from affectjax.train import checkpoint  # pylint: disable=import-outside-toplevel
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(os.path.join(path, "meta.json")):
+        return convert.load_converted(path)[0], f"converted:{path}"
+    if any(os.path.isdir(os.path.join(path, sub)) for sub in ("best", "checkpoints")):
+        return checkpoint.restore_run_variables(path)
+    raise DataError(f"config.init_from: {path} is neither a converted checkpoint (no "
+                    "meta.json) nor a training workdir (no best/ or checkpoints/)")
+
+
+def merge_by_path(variables: Any, loaded: Any) -> tuple[Any, list[str], list[str]]:
+    """Copies the arrays of `loaded` into `variables` where paths and shapes match.
+
+    Returns:
+      ``(merged, loaded_paths, kept_paths)``: the merged tree, the paths taken from
+      `loaded` and those kept from `variables`.
+    """
     flat_loaded = dict(jax.tree_util.tree_leaves_with_path(loaded))
-    used, skipped = 0, []
+    used, kept = [], []
 
     def pick(key_path, value):
-        nonlocal used
         other = flat_loaded.get(key_path)
         if other is not None and np.shape(other) == np.shape(value):
-            used += 1
+            used.append(jax.tree_util.keystr(key_path))
             return np.asarray(other, dtype=np.asarray(value).dtype)
-        skipped.append(jax.tree_util.keystr(key_path))
+        kept.append(jax.tree_util.keystr(key_path))
         return value
 
-    merged = jax.tree_util.tree_map_with_path(pick, variables)
-    if used == 0:
+    return jax.tree_util.tree_map_with_path(pick, variables), used, kept
+
+
+def _merge_pretrained(config: Any, method: Method, variables: dict[str, Any],
+                      path: str) -> dict[str, Any]:
+    """`variables` with the arrays of ``config.init_from`` (the method's merge rule)."""
+    loaded, origin = load_pretrained(path)
+    merge = method.merge_pretrained or (lambda _, v, l: merge_by_path(v, l))
+    merged, used, kept = merge(config, variables, loaded)
+    if not used:
         raise DataError(f"config.init_from: no array of {path} matches the model's parameters")
-    print(f"init_from {path}: {used} arrays loaded, {len(skipped)} kept from the random init"
-          + (f" ({', '.join(skipped[:4])}{', ...' if len(skipped) > 4 else ''})" if skipped else ""),
-          file=sys.stderr)
+    print(f"init_from {origin}: {len(used)} arrays loaded, {len(kept)} kept from the random "
+          "init" + (f" ({', '.join(kept[:4])}{', ...' if len(kept) > 4 else ''})"
+                    if kept else ""), file=sys.stderr)
     return merged
 
 
@@ -206,7 +235,14 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     model = method.build_model(config)
     bcfg = (config.balancer.to_dict() if hasattr(config.balancer, "to_dict")
             else dict(config.balancer))
-    balancer = balancing.create(bcfg.pop("name"), **bcfg)
+    if method.make_balancer is not None:
+        if bcfg.get("name", "ew") != "ew":
+            raise ConfigError(f"config.balancer.name: the {method.name} method weighs its "
+                              f"loss terms ({', '.join(method.task_names)}) itself; leave "
+                              f"it at 'ew', got {bcfg['name']!r}")
+        balancer = method.make_balancer(config)
+    else:
+        balancer = balancing.create(bcfg.pop("name"), **bcfg)
     if method.make_data is None:
         pipeline.get_builder_class(config.data.name)
     if config.optimizer.name not in optim.OPTIMIZERS:
@@ -241,7 +277,7 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     init = jax.jit(functools.partial(model.init, train=False))
     variables = jax.device_get(init(init_rng, *method.inputs_fn(sample)))
     if config.get("init_from", ""):
-        variables = _merge_pretrained(dict(variables), config.init_from)
+        variables = _merge_pretrained(config, method, dict(variables), config.init_from)
 
     group_labels = method.param_groups(variables["params"])
     num_tasks = len(method.task_names)

@@ -76,12 +76,15 @@ def test_init_from_loads_matching_arrays_and_keeps_the_rest(tmp_path):
                            {"arch": "efficientnet_tiny", "model_kwargs": {}})
     model = models.create("emotieffnet", backbone="efficientnet_tiny")
     mine = init(model, 0)
-    merged = setup._merge_pretrained(dict(mine), str(tmp_path / "ckpt"))  # pylint: disable=protected-access
+    loaded, origin = setup.load_pretrained(str(tmp_path / "ckpt"))
+    assert origin.startswith("converted:")
+    merged, used, kept = setup.merge_by_path(dict(mine), loaded)
+    assert "['params']['classifier']['kernel']" in kept and used and not set(used) & set(kept)
     np.testing.assert_array_equal(merged["params"]["conv_stem"]["kernel"],
                                   donor_vars["params"]["conv_stem"]["kernel"])
     np.testing.assert_array_equal(merged["batch_stats"]["bn1"]["mean"],
                                   donor_vars["batch_stats"]["bn1"]["mean"])
     np.testing.assert_array_equal(merged["params"]["classifier"]["kernel"],
                                   mine["params"]["classifier"]["kernel"])
-    with pytest.raises(setup.DataError, match="init_from"):
-        setup._merge_pretrained(dict(mine), str(tmp_path / "missing"))  # pylint: disable=protected-access
+    with pytest.raises(setup.DataError, match="init_from.*neither a converted"):
+        setup.load_pretrained(str(tmp_path / "missing"))

@@ -4,30 +4,38 @@ The M networks are one `Ensemble` model: its ``init`` gives every leaf a leading
 (each member from its own key) and its ``apply`` runs the members with `jax.vmap`, every
 member on the same batch with its own dropout key and BatchNorm statistics, so the generic
 trainer's default forward, step and checkpoints serve it unchanged and one jitted step
-updates all members. The loss (eqs. 1-3, `affectjax.losses.cct_loss`) sees the stacked
-logits (M, B, C) and takes the epoch for the consensus weight (eq. 4,
-`affectjax.schedules.cct_lambda`):
+updates all members. The loss of eq. 1,
 
-    L = (1 - lambda(e)) sum_j mean_b CE(p_j, y) + lambda(e) sum_j sum_{k != j} mean_b KL(p_k || p_j)
+    L = scale * [(1 - lambda(e)) L_sup + lambda(e) L_cons],
 
-with no stop-gradient on either side of the KL, as in the authors' code; ``cct.scale``
-0.33 multiplies both terms as their code does (1 = the paper's equation). ``cct.consensus =
-False`` is the paper's CE-only ablation (Table 7). The optimizer is the trainer's, with
-the classifier's learning rate a multiple of the backbone's (``lr_multipliers``; the
-paper: 1e-3 and 1e-2) and any non-element-wise transformation (global-norm clipping) run
-per member (`affectjax.ensemble.per_member`), so members never share statistics.
+reaches the trainer as its two terms, ``supervised`` (eq. 2: the members' summed
+cross-entropy) and ``consensus`` (eq. 3: sum_j sum_{k != j} mean_b KL(p_k || p_j), no
+stop-gradient on either side, as in the authors' code), weighed by the method's own
+balancer (`consensus_balancer`): the weights ``scale (1 - lambda(e))`` and ``scale
+lambda(e)`` follow the 0-based epoch e through eq. 4 (`affectjax.schedules.cct_lambda`),
+so the training log has curves of lambda (``weight/consensus``) and of each unweighted
+term (``loss/supervised``, ``loss/consensus``). ``cct.scale`` 0.33 is the authors' code
+(1 = the paper's equation); ``cct.consensus = False`` is the paper's CE-only ablation
+(Table 7: lambda = 0 throughout). ``cct.task`` picks the labels (`affectjax.methods.cct.
+tasks`): ``expr`` (the paper), ``au`` or ``va`` (its future work).
 
-Evaluation, on the clean labels when the data set keeps them (``expr_clean``, SynthFaces
-with label noise), else on ``expr``: every member's and the ensemble's macro F1 (global,
-from confusion matrices; the authors' code averages per-batch F1), accuracy and the CCT
-score 0.67 F1 + 0.33 accuracy; the ensemble predicts the argmax of the members' mean
-softmax. ``disagreement`` is the share of faces on which the members' argmaxes differ.
+The optimizer is the trainer's, with the classifier's learning rate a multiple of the
+backbone's (``lr_multipliers``; the paper: 1e-3 and 1e-2) and every non-element-wise
+transformation (global-norm clipping) run per member (`affectjax.ensemble.per_member`),
+so members never share statistics. ``config.init_from`` (a converted checkpoint or a
+training workdir of one network) starts every member from the same weights except the
+classifier, which each member draws afresh (``cct.reinit_heads``; the paper starts its
+three ResNet-18 from one AffectNet- or RAF-DB-pretrained network).
+
+Evaluation (`affectjax.methods.cct.tasks`): every member and the ensemble (mean of the
+members' probabilities), e.g. for ``expr`` macro F1, accuracy and the CCT score 0.67 F1 +
+0.33 accuracy on the clean labels when the data keep them, and the members' disagreement.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,16 +43,18 @@ import numpy as np
 
 from affectjax import ensemble
 from affectjax import labels
-from affectjax import losses as losses_lib
-from affectjax import metrics as metrics_lib
 from affectjax import models as models_lib
+from affectjax import registry
 from affectjax import schedules
+from affectjax.balancing import base as balancing_base
+from affectjax.methods.cct import tasks as tasks_lib
 from affectjax.train import optim
 from affectjax.train.errors import ConfigError
-from affectjax.train.method import Method, valid_mask
+from affectjax.train.method import Method
 from affectjax.train.steps import LossFn
 
 MAX_NETWORKS = 4
+TERMS = ("supervised", "consensus")  # the trainer's "tasks": the two terms of eq. 1
 _HEADS = ("classifier", "fc")  # EfficientNet's and ResNet's final Dense
 
 
@@ -79,10 +89,28 @@ def num_networks(config: Any) -> int:
     return int(value)
 
 
+def get_task(config: Any) -> tasks_lib.Task:
+    """The `Task` of ``config.cct.task`` (default ``expr``); unknown names list the choices."""
+    name = config.cct.get("task", "expr")
+    try:
+        return registry.lookup(tasks_lib.TASKS, name, "cct task")
+    except KeyError as exc:
+        raise ConfigError(f"config.cct.task: {exc.args[0]}") from None
+
+
 def _build_model(config: Any) -> Ensemble:
     kwargs = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
     name = kwargs.pop("name")
+    want = get_task(config).num_outputs
+    if kwargs.get("num_classes", want) != want:
+        raise ConfigError(f"config.model.num_classes: the cct task {get_task(config).name!r} "
+                          f"has {want} outputs, got {kwargs['num_classes']!r}")
+    kwargs["num_classes"] = want
     return Ensemble(models_lib.create(name, **kwargs), num_networks(config))
+
+
+def _is_head(path: str) -> bool:
+    return any(f"['{head}']" in path for head in _HEADS)
 
 
 def _param_groups(params: Any) -> Any:
@@ -98,74 +126,107 @@ def _build_optimizer(cfg: Any, **kwargs: Any):
     return ensemble.per_member(tx), schedule
 
 
+class _RampState(NamedTuple):
+    unused: jax.Array  # (2,) zeros: the weights depend on the epoch alone
+
+
+def consensus_balancer(*, ramp_epochs: float, lambda_max: float = 0.9, beta: float = 4.0,
+                       clamp: bool = True, scale: float = 1.0, consensus: bool = True,
+                       ) -> balancing_base.Balancer:
+    """CCT's dynamic balance of its two terms (eq. 1 with the ramp of eq. 4) as a Balancer.
+
+    ``update(state, losses, epoch=e)`` returns ``scale * [1 - lambda(e), lambda(e)]`` for
+    the losses ``[L_sup, L_cons]``, with ``lambda = cct_lambda(e, ...)``; ``consensus=False``
+    gives ``[scale, 0]`` (CE only). Stateless and without parameters.
+    """
+    if not ramp_epochs > 0:
+        raise ConfigError(f"config.cct.ramp_epochs must be > 0, got {ramp_epochs!r}")
+
+    def init(num_tasks: int) -> _RampState:
+        if balancing_base.check_num_tasks(num_tasks) != 2:
+            raise ValueError(f"the CCT balancer weighs 2 terms {TERMS}, got {num_tasks}")
+        return _RampState(jnp.zeros((2,), balancing_base.STATE_DTYPE))
+
+    def update(state: _RampState, losses: jax.Array, *, epoch=None, present=None):
+        balancing_base.check_losses(losses, 2)
+        balancing_base.check_epoch(epoch)
+        del present
+        lam = (schedules.cct_lambda(0 if epoch is None else epoch, ramp_epochs=ramp_epochs,
+                                    lambda_max=lambda_max, beta=beta, clamp=clamp)
+               if consensus else jnp.zeros(()))
+        lam = jnp.asarray(lam, balancing_base.STATE_DTYPE)
+        return scale * jnp.stack([1.0 - lam, lam]), state
+
+    return balancing_base.Balancer(init, update, balancing_base.no_params,
+                                   balancing_base.weighted_sum)
+
+
+def _make_balancer(config: Any) -> balancing_base.Balancer:
+    c = config.cct
+    return consensus_balancer(ramp_epochs=float(c.ramp_epochs), lambda_max=float(c.lambda_max),
+                              beta=float(c.beta), clamp=bool(c.clamp), scale=float(c.scale),
+                              consensus=bool(c.consensus))
+
+
 def _make_loss(config: Any, train_source: Any) -> LossFn:
     del train_source
-    c = config.cct
-    ramp, lambda_max, beta = float(c.ramp_epochs), float(c.lambda_max), float(c.beta)
-    clamp, scale, consensus = bool(c.clamp), float(c.scale), bool(c.consensus)
-    if not ramp > 0:
-        raise ConfigError(f"config.cct.ramp_epochs must be > 0, got {c.ramp_epochs!r}")
+    task = get_task(config)
 
-    def loss_fn(outputs, intermediates, batch, *, epoch):
+    def loss_fn(outputs, intermediates, batch):
         del intermediates
-        valid = valid_mask(batch)
-        lam = (schedules.cct_lambda(epoch, ramp_epochs=ramp, lambda_max=lambda_max, beta=beta,
-                                    clamp=clamp) if consensus else 0.0)
-        return {"expr": losses_lib.cct_loss(outputs["logits"], jnp.where(valid, batch["expr"], -1),
-                                            lam=lam, where=valid, scale=scale)}
+        logits = outputs["logits"]  # (M, B, D)
+        return {"supervised": task.supervised(logits, batch),
+                "consensus": task.consensus(logits, batch)}
 
     return loss_fn
 
 
-def _eval_labels(batch: Any) -> jax.Array:
-    expr = batch["expr_clean"] if "expr_clean" in batch else batch["expr"]
-    return jnp.where(valid_mask(batch), expr, -1)
+def _merge_pretrained(config: Any, variables: Any, loaded: Any):
+    """Every member from one network's arrays; per-member heads when ``cct.reinit_heads``.
+
+    `loaded` is one network (a converted checkpoint, a single-network run) or an ensemble
+    run: an array of the member's shape is broadcast to the M members, an ensemble's
+    array of the same M is copied as it is, and one of another M gives its member 0.
+    """
+    m = num_networks(config)
+    keep_heads = bool(config.cct.get("reinit_heads", True))
+    flat = dict(jax.tree_util.tree_leaves_with_path(loaded))
+    used, kept = [], []
+
+    def pick(key_path, value):
+        path, other = jax.tree_util.keystr(key_path), flat.get(key_path)
+        shape = np.shape(value)[1:]
+        if other is None or (keep_heads and _is_head(path)):
+            kept.append(path)
+            return value
+        other = np.asarray(other, np.asarray(value).dtype)
+        if other.shape == (m, *shape):
+            used.append(path)
+            return other
+        if other.shape in (shape, (1, *shape)) or (other.ndim == len(shape) + 1
+                                                   and other.shape[1:] == shape):
+            used.append(path)
+            single = other if other.shape == shape else other[0]
+            return np.broadcast_to(single, (m, *shape)).copy()
+        kept.append(path)
+        return value
+
+    return jax.tree_util.tree_map_with_path(pick, variables), used, kept
 
 
-def _eval_stats(outputs, intermediates, batch):
-    del intermediates
-    logits = outputs["logits"]  # (M, B, C)
-    y_true = _eval_labels(batch)
-    num_classes = logits.shape[-1]
-    members = jnp.argmax(logits, -1)  # (M, B)
-    mean_probs = jnp.mean(jax.nn.softmax(logits, -1), axis=0)
-    labelled = y_true >= 0
-    return {
-        "members": jax.vmap(lambda p: metrics_lib.confusion_matrix(y_true, p, num_classes))(
-            members),
-        "ensemble": metrics_lib.confusion_matrix(y_true, jnp.argmax(mean_probs, -1),
-                                                 num_classes),
-        "disagree": jnp.sum(labelled & jnp.any(members != members[:1], axis=0)),
-    }
+def _method(task: tasks_lib.Task) -> Method:
+    return Method(
+        name="cct", task_names=TERMS, groups=("backbone", "head"),
+        build_model=_build_model, param_groups=_param_groups, make_loss=_make_loss,
+        eval_stats=lambda outputs, intermediates, batch: task.eval_stats(outputs["logits"],
+                                                                         batch),
+        eval_merge=task.eval_merge, eval_finalize=task.eval_finalize,
+        collect=lambda outputs, batch: {}, best_metric=task.best_metric,
+        class_names=(lambda config: task.class_names) if task.class_names else None,
+        batch_keys=task.batch_keys, build_optimizer=_build_optimizer,
+        make_balancer=_make_balancer, merge_pretrained=_merge_pretrained,
+        specialize=lambda config: _METHODS[get_task(config).name])
 
 
-def _eval_merge(a, b):
-    return jax.tree.map(lambda x, y: x + y, a, b)
-
-
-def _scores(cm: np.ndarray) -> dict[str, float]:
-    return {"f1": float(metrics_lib.f1_macro_from_cm(cm)),
-            "acc": float(metrics_lib.accuracy_from_cm(cm)),
-            "cct_score": float(metrics_lib.cct_score_from_cm(cm))}
-
-
-def _eval_finalize(stats):
-    ens_cm = np.asarray(stats["ensemble"])
-    scalars = dict(_scores(ens_cm))
-    members = [_scores(cm) for cm in np.asarray(stats["members"])]
-    for i, row in enumerate(members):
-        scalars.update({f"member{i}/{k}": v for k, v in row.items()})
-    for key in ("f1", "acc", "cct_score"):
-        scalars[f"members_mean/{key}"] = float(np.mean([row[key] for row in members]))
-    scalars["disagreement"] = float(stats["disagree"]) / max(int(ens_cm.sum()), 1)
-    scalars["num_eval"] = int(ens_cm.sum())
-    return scalars, {"confusion_matrix": ens_cm}
-
-
-CCT = Method(
-    name="cct", task_names=("expr",), groups=("backbone", "head"),
-    build_model=_build_model, param_groups=_param_groups, make_loss=_make_loss,
-    eval_stats=_eval_stats, eval_merge=_eval_merge, eval_finalize=_eval_finalize,
-    collect=lambda outputs, batch: {}, best_metric="cct_score",
-    class_names=lambda config: labels.EXPRESSIONS[:int(config.model.num_classes)],
-    batch_keys=("image", "expr", "expr_clean", "valid"), build_optimizer=_build_optimizer)
+_METHODS = {name: _method(task) for name, task in tasks_lib.TASKS.items()}
+CCT = _METHODS["expr"]  # the registered method; ``specialize`` picks cct.task's variant

@@ -258,24 +258,7 @@ def _restore_workdir(workdir: str) -> tuple[dict[str, Any], str]:
     # A damaged checkpoint is a DataError, never a fall-back to other weights: best/ keeps
     # one checkpoint, and the feature cache is keyed by the workdir.
     from affectjax.train import checkpoint  # pylint: disable=import-outside-toplevel
-
-    workdir = os.path.abspath(workdir)
-    for sub in ("best", "checkpoints"):
-        path = os.path.join(workdir, sub)
-        if not os.path.isdir(path):
-            continue
-        hint = (f"delete {path} to use the latest checkpoint in checkpoints/ instead, or "
-                "train again into a new --workdir" if sub == "best" else
-                f"run the training in {workdir} again (it resumes from an older checkpoint)")
-        found = checkpoint.restore_stored(path, hint=hint)
-        if found is None:
-            continue
-        step, state = found
-        variables = {"params": state["params"]}
-        if state.get("batch_stats"):
-            variables["batch_stats"] = state["batch_stats"]
-        return variables, f"workdir:{path}/{step}"
-    raise FileNotFoundError(f"{workdir}: no trainer checkpoint in best/ or checkpoints/")
+    return checkpoint.restore_run_variables(workdir)
 
 
 def extract_splits(config: Any, out: str, *, splits: Iterable[str] | None = None,
