@@ -6,6 +6,7 @@ Matplotlib with the non-interactive Agg backend, so plots work on headless machi
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Mapping, Sequence
 
 import matplotlib
@@ -40,15 +41,31 @@ _RECORD_KEYS = ("step", "split", "time")  # what `affectjax.train.logs.RunLog` a
 
 
 def eval_metric_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The float metrics of the ``eval`` records: not counts (``num_*``), step or time."""
+    """The float metrics of the ``eval`` records drawn by default.
+
+    Not counts (``num_*``), step or time, nor an ensemble's single members
+    (``member<i>/...``: their mean, ``members_mean/...``, stands for them).
+    """
     return sorted({k for r in records if r.get("split") == "eval" for k, v in r.items()
                    if isinstance(v, float) and k not in _RECORD_KEYS
-                   and not k.startswith("num_")})
+                   and not k.startswith("num_") and not re.match(r"member\d+/", k)})
+
+
+def _varying_weight_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ``weight/<task>`` keys of the train records whose value changes over training."""
+    keys = sorted({k for r in records if r.get("split") == "train" for k in r
+                   if k.startswith("weight/")})
+    return [k for k in keys
+            if len({round(float(r[k]), 6) for r in records
+                    if r.get("split") == "train" and k in r}) > 1]
 
 
 def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
                 eval_keys: Sequence[str] | None = None) -> str:
     """Training losses (left) and evaluation metrics (right) against the step.
+
+    When a task weight changes during training (a dynamic balancer, CCT's consensus
+    ramp), a middle panel draws the logged ``weight/<task>`` curves.
 
     Args:
       records: ``metrics.jsonl`` records.
@@ -60,7 +77,14 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
     Returns:
       `path`.
     """
-    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.8))
+    weight_keys = _varying_weight_keys(records)
+    if weight_keys:
+        fig, (ax_loss, ax_weight, ax_eval) = plt.subplots(1, 3, figsize=(15, 3.8))
+        for key in weight_keys:
+            ax_weight.plot(*_series(records, "train", key), label=key)
+        ax_weight.set(xlabel="step", title="task weights")
+    else:
+        fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.8))
     loss_keys = sorted({k for r in records if r.get("split") == "train" for k in r
                         if k == "loss" or k.startswith("loss/")})
     for key in loss_keys:
@@ -75,7 +99,8 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *,
         if series:
             ax_eval.plot(*series, marker="o", ms=3, label=key)
     ax_eval.set(xlabel="step", title="validation")
-    return save_figure(fig, path, axes=(ax_loss, ax_eval))
+    axes = (ax_loss, ax_weight, ax_eval) if weight_keys else (ax_loss, ax_eval)
+    return save_figure(fig, path, axes=axes)
 
 
 def plot_confusion(cm: np.ndarray, class_names: Sequence[str] | None, path: str) -> str:

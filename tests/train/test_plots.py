@@ -37,3 +37,23 @@ def test_the_validation_panel_draws_metrics_not_bookkeeping():
                 "num_expr": 480.0, "tag": "x"},
                {"step": 20, "split": "eval", "time": 1.7e9, "nme": 0.05}]
     assert plots.eval_metric_keys(records) == ["CCC_V", "P_MTL", "nme"]
+
+
+def test_members_are_left_to_their_mean_and_changing_weights_get_a_panel(tmp_path):
+    records = [{"split": "eval", "step": s, "f1": 0.5, "member0/f1": 0.4,
+                "members_mean/f1": 0.45, "member12/acc": 0.3} for s in (2, 4)]
+    assert plots.eval_metric_keys(records) == ["f1", "members_mean/f1"]
+    train = [{"split": "train", "step": s, "loss": 1.0, "weight/consensus": 0.1 * s,
+              "weight/supervised": 1.0} for s in (1, 2, 3)]
+    assert plots._varying_weight_keys(train) == ["weight/consensus"]  # pylint: disable=protected-access
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    figures = []
+    original = plt.subplots
+    plt.subplots = lambda *a, **k: figures.append(a) or original(*a, **k)
+    try:
+        plots.plot_curves(train + records, str(tmp_path / "curves.png"))
+        plots.plot_curves(records, str(tmp_path / "plain.png"))
+    finally:
+        plt.subplots = original
+    assert figures == [(1, 3), (1, 2)]
+    assert (tmp_path / "curves.png").stat().st_size > 0
