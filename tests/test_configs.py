@@ -38,7 +38,8 @@ REAL = [n for n in CONFIGS if _load(n).data.name in MANUAL]
 
 
 def test_the_paper_settings_are_real_data_configs():
-    assert {"emotieffnet_affectnet.py", "mtl_heads_affwild2.py"} <= set(REAL)
+    assert {"emotieffnet_affectnet.py", "mtl_heads_affwild2.py", "cct_affwild2.py",
+            "cct_affectnet_pretrain.py"} <= set(REAL)
 
 
 @pytest.mark.parametrize("manual_dir", ["", "no/such/folder"])

@@ -101,12 +101,24 @@ def get_task(config: Any) -> tasks_lib.Task:
 def _build_model(config: Any) -> Ensemble:
     kwargs = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
     name = kwargs.pop("name")
-    want = get_task(config).num_outputs
-    if kwargs.get("num_classes", want) != want:
-        raise ConfigError(f"config.model.num_classes: the cct task {get_task(config).name!r} "
-                          f"has {want} outputs, got {kwargs['num_classes']!r}")
-    kwargs["num_classes"] = want
+    kwargs["num_classes"] = num_outputs(config)
     return Ensemble(models_lib.create(name, **kwargs), num_networks(config))
+
+
+def num_outputs(config: Any) -> int:
+    """The members' outputs: the task's, or ``model.num_classes`` (2..8) for expressions."""
+    task, given = get_task(config), config.model.get("num_classes")
+    if task.num_outputs is None:
+        given = len(labels.EXPRESSIONS) if given is None else given
+        if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or not (
+                2 <= given <= len(labels.EXPRESSIONS)):
+            raise ConfigError(f"config.model.num_classes: the cct task 'expr' takes 2 to "
+                              f"{len(labels.EXPRESSIONS)} classes, got {given!r}")
+        return int(given)
+    if given not in (None, task.num_outputs):
+        raise ConfigError(f"config.model.num_classes: the cct task {task.name!r} has "
+                          f"{task.num_outputs} outputs, got {given!r}")
+    return task.num_outputs
 
 
 def _is_head(path: str) -> bool:
@@ -222,7 +234,8 @@ def _method(task: tasks_lib.Task) -> Method:
                                                                          batch),
         eval_merge=task.eval_merge, eval_finalize=task.eval_finalize,
         collect=lambda outputs, batch: {}, best_metric=task.best_metric,
-        class_names=(lambda config: task.class_names) if task.class_names else None,
+        class_names=((lambda config: task.class_names[:num_outputs(config)])
+                     if task.class_names else None),
         batch_keys=task.batch_keys, build_optimizer=_build_optimizer,
         make_balancer=_make_balancer, merge_pretrained=_merge_pretrained,
         specialize=lambda config: _METHODS[get_task(config).name])

@@ -3,7 +3,8 @@
 A `Task` gives the two loss terms of CCT (eq. 1: ``L = (1 - lambda) L_sup + lambda L_cons``)
 for one kind of label, and the evaluation of the members and of their ensemble:
 
-* ``expr`` (the paper, Sec. 3): ``L_sup = sum_j mean_b CE(p_j, y)`` (eq. 2) and ``L_cons =
+* ``expr`` (the paper, Sec. 3; ``model.num_classes`` 7, as Aff-Wild2's expression track,
+  or 8 with ABAW's "Other"): ``L_sup = sum_j mean_b CE(p_j, y)`` (eq. 2) and ``L_cons =
   sum_j sum_{k != j} mean_b KL(p_k || p_j)`` (eq. 3); the ensemble predicts the argmax of
   the members' mean softmax; scores: macro F1 (global, from confusion matrices), accuracy
   and ``cct_score`` = 0.67 F1 + 0.33 accuracy (the ABAW expression score the paper
@@ -47,7 +48,7 @@ class Task:
     """The CCT loss terms and evaluation of one kind of label (see the module docstring)."""
 
     name: str
-    num_outputs: int
+    num_outputs: int | None  # None: config.model.num_classes (expressions: 7 or 8)
     batch_keys: tuple[str, ...]
     supervised: Callable[[jax.Array, Any], jax.Array]  # (logits (M, B, D), batch) -> scalar
     consensus: Callable[[jax.Array, Any], jax.Array]  # (logits, batch) -> scalar
@@ -208,7 +209,7 @@ def _va_finalize(stats: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
 
 
 TASKS: dict[str, Task] = {
-    "expr": Task("expr", len(labels.EXPRESSIONS), ("image", "expr", "expr_clean", "valid"),
+    "expr": Task("expr", None, ("image", "expr", "expr_clean", "valid"),
                  _expr_supervised, _expr_consensus, _expr_stats, _sum, _expr_finalize,
                  best_metric="cct_score", class_names=labels.EXPRESSIONS),
     "au": Task("au", len(labels.AUS), ("image", "au", "valid"), _au_supervised,

@@ -27,6 +27,7 @@ from affectjax import methods  # noqa: E402  pylint: disable=wrong-import-positi
 from affectjax import schedules  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.cct import method as cct  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import checkpoint  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train import setup  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import steps as steps_lib  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.state import create_train_state  # noqa: E402  pylint: disable=wrong-import-position
@@ -301,7 +302,7 @@ def test_num_networks_must_be_an_integer_from_1_to_4():
 
 @pytest.mark.parametrize("change", [{"cct.num_networks": 0}, {"cct.num_networks": 5},
                                     {"optimizer.sam_rho": 0.05}, {"cct.ramp_epochs": 0.0},
-                                    {"cct.task": "landmarks"}, {"model.num_classes": 7},
+                                    {"cct.task": "landmarks"}, {"model.num_classes": 9},
                                     {"balancer.name": "uw"}])
 def test_bad_settings_are_one_line(tmp_path, change):
     config = _tiny_run_config(tmp_path, **change)
@@ -363,3 +364,20 @@ def test_a_killed_run_resumes_to_the_same_metrics(reference_run, tmp_path, monke
     with fast_compile():
         resumed = methods.train_and_evaluate(config, workdir)
     assert resumed["eval"] == final["eval"]
+
+
+def test_a_run_is_the_start_of_another(reference_run):
+    """The config chain of cct_affwild2.py: ``init_from`` a cct workdir (its best/)."""
+    config, _, workdir = reference_run
+    loaded, origin = setup.load_pretrained(str(workdir))
+    assert origin.startswith(f"workdir:{workdir}/best/")
+    two = config.copy_and_resolve_references()
+    two.cct.num_networks = 2
+    x = jnp.zeros((1, 32, 32, 3))
+    fresh = jax.device_get(cct.CCT.build_model(two).init(jax.random.PRNGKey(5), x, train=False))
+    merged, used, kept = cct.CCT.merge_pretrained(two, fresh, loaded)
+    assert kept == ["['params']['classifier']['bias']", "['params']['classifier']['kernel']"]
+    stem = loaded["params"]["conv_stem"]["kernel"]
+    assert stem.shape[0] == 3  # the reference run's three members: member 0 starts both
+    for i in range(2):
+        np.testing.assert_array_equal(merged["params"]["conv_stem"]["kernel"][i], stem[0])
