@@ -50,12 +50,14 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(dict(
         name="efficientnet_tiny", num_classes=8, width_multiplier=2.0, drop_rate=0.1))
     c.cct = ml_collections.ConfigDict(dict(
+        task="expr",  # expr (the paper) | au | va (model.num_classes 12 | 2).
         num_networks=3,  # 1-4: the members trained together.
         consensus=True,  # False: CE only (paper Table 7).
         lambda_max=0.9, beta=4.0,  # eq. 4 (the authors' code: beta 0.65).
         ramp_epochs=0.9 * epochs,  # e_r (the authors' code: 0.9 of the epochs).
         clamp=True,  # False: the authors' unclamped ramp (lambda dips after e_r).
-        scale=1.0))  # 0.33: the authors' code scales both terms.
+        scale=1.0,  # 0.33: the authors' code scales both terms.
+        reinit_heads=True))  # with init_from: a fresh classifier per member.
     c.data.image_size = size
     c.data.builder_kwargs = dict(
         domain="studio", image_size=size, sizes=dict(train=3200, validation=480),

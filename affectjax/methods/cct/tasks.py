@@ -165,8 +165,12 @@ def _va_pred(logits: jax.Array) -> jax.Array:
 
 
 def _va_mask(batch: Any) -> jax.Array:
-    mask = batch["va_mask"] if "va_mask" in batch else jnp.ones_like(batch["va"], bool)
-    return mask & valid_mask(batch)[:, None]
+    """(B, 2): ``va_mask`` given per face (B,) or per value (B, 2), and the valid rows."""
+    mask = batch["va_mask"] if "va_mask" in batch else jnp.ones(batch["va"].shape[:1], bool)
+    mask = jnp.asarray(mask, bool)
+    if mask.ndim == 1:
+        mask = mask[:, None]
+    return jnp.broadcast_to(mask & valid_mask(batch)[:, None], batch["va"].shape)
 
 
 def _va_supervised(logits: jax.Array, batch: Any) -> jax.Array:

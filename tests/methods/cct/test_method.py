@@ -173,11 +173,12 @@ def _ccc(x, y):
     return 2 * np.cov(x, y, bias=True)[0, 1] / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
 
 
-def test_va_task_terms_and_scores_against_numpy():
+@pytest.mark.parametrize("mask_shape", [(25, 2), (25,)])  # per value, or per face (SynthFaces)
+def test_va_task_terms_and_scores_against_numpy(mask_shape):
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(3, 25, 2)).astype(np.float32)
     va = rng.uniform(-1, 1, (25, 2)).astype(np.float32)
-    batch = {"va": jnp.asarray(va), "va_mask": jnp.ones((25, 2), bool),
+    batch = {"va": jnp.asarray(va), "va_mask": jnp.ones(mask_shape, bool),
              "valid": jnp.ones((25,), bool)}
     method = _task_method("va")
     assert method.best_metric == "ccc"
