@@ -60,8 +60,8 @@ import jax.numpy as jnp
 import optax
 
 __all__ = [
-    "init", "broadcast", "reinit", "apply", "member", "stack", "num_members", "split_rngs",
-    "per_member",
+    "STRATEGIES", "init", "broadcast", "reinit", "apply", "member", "stack", "num_members",
+    "split_rngs", "per_member",
 ]
 
 PyTree = Any
@@ -261,8 +261,12 @@ def stack(members: Sequence[PyTree]) -> PyTree:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *members)
 
 
+STRATEGIES = ("vmap", "unroll")
+
+
 def apply(model: nn.Module, *, method: Callable[..., Any] | str | None = None,
-          mutable: Any = False, in_axes: Any = None) -> Callable[..., Any]:
+          mutable: Any = False, in_axes: Any = None, strategy: str = "vmap",
+          ) -> Callable[..., Any]:
     """Makes ``model.apply`` a function of stacked variables, vmapped over the members.
 
     The returned ``fn(stacked_variables, *inputs, rngs=None, **kwargs)`` runs member
@@ -281,11 +285,19 @@ def apply(model: nn.Module, *, method: Callable[..., Any] | str | None = None,
         input among the members; 0 gives every input a leading axis M (one input per
         member, e.g. per-member augmented views); a tuple gives one entry (None, 0, or a
         `jax.vmap` prefix pytree) per positional input.
+      strategy: how one program runs the members, with the same results: ``"vmap"``
+        (`jax.vmap`: every layer once for all members; a convolution becomes a grouped
+        convolution, fast on GPUs and TPUs) or ``"unroll"`` (a Python loop inside the
+        traced program: M copies of every layer; XLA's CPU backend runs M plain
+        convolutions much faster than one grouped one). ``in_axes`` entries must then be
+        None or 0.
 
     Returns:
       ``fn(stacked_variables, *inputs, rngs=None, **kwargs)`` whose outputs have a
       leading axis M (and the updated stacked collections too when `mutable`).
     """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
 
     def fn(stacked_variables: PyTree, *inputs: Any, rngs: Any = None, **kwargs: Any):
         count = num_members(stacked_variables)
@@ -302,8 +314,17 @@ def apply(model: nn.Module, *, method: Callable[..., Any] | str | None = None,
             return model.apply(variables, *xs, rngs=keys, method=method, mutable=mutable,
                                **kwargs)
 
-        return jax.vmap(one, in_axes=(0, 0) + tuple(axes[i] for i in mapped))(
-            stacked_variables, member_rngs, *(inputs[i] for i in mapped))
+        mapped_inputs = [inputs[i] for i in mapped]
+        if strategy == "vmap":
+            return jax.vmap(one, in_axes=(0, 0) + tuple(axes[i] for i in mapped))(
+                stacked_variables, member_rngs, *mapped_inputs)
+        if any(axes[i] != 0 for i in mapped):
+            raise ValueError("strategy='unroll' takes in_axes entries None or 0, got "
+                             f"{in_axes!r}")
+        outputs = [one(member(stacked_variables, j),
+                       None if member_rngs is None else member(member_rngs, j),
+                       *(member(x, j) for x in mapped_inputs)) for j in range(count)]
+        return stack(outputs)
 
     return fn
 

@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.method = "cct"
     c.model = ml_collections.ConfigDict(dict(name="resnet18", num_classes=8))
     c.cct = ml_collections.ConfigDict(dict(
-        task="expr", num_networks=1, consensus=False, lambda_max=0.9, beta=4.0,
+        task="expr", num_networks=1, strategy="vmap", consensus=False, lambda_max=0.9, beta=4.0,
         ramp_epochs=9.0, clamp=True, scale=1.0, reinit_heads=True))
     c.data.name = "affectnet"
     c.data.manual_dir = ""  # required: --config.data.manual_dir=/path/to/AffectNet

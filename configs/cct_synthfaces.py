@@ -52,6 +52,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     c.cct = ml_collections.ConfigDict(dict(
         task="expr",  # expr (the paper) | au | va (model.num_classes 12 | 2).
         num_networks=3,  # 1-4: the members trained together.
+        strategy="vmap",  # vmap | unroll: how one jitted step runs the members.
         consensus=True,  # False: CE only (paper Table 7).
         lambda_max=0.9, beta=4.0,  # eq. 4 (the authors' code: beta 0.65).
         ramp_epochs=0.9 * epochs,  # e_r (the authors' code: 0.9 of the epochs).

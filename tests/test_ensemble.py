@@ -208,3 +208,29 @@ def test_jitted_apply_traces_once(variables):
     a = jitted(variables, X)
     b = jitted(variables, X + 1.0)
     chex.assert_shape([a, b], (M, B, 3))
+
+
+@pytest.mark.parametrize("in_axes", [None, 0])
+def test_unrolled_members_equal_vmapped_ones_with_gradients(variables, in_axes):
+    key = jax.random.key(11)
+    x = X if in_axes is None else jax.random.normal(jax.random.key(3), (M, B, D))
+
+    def loss(params, strategy):
+        fn = ensemble.apply(MODEL, mutable=["batch_stats"], in_axes=in_axes, strategy=strategy)
+        out, updates = fn({**variables, "params": params}, x, train=True,
+                          rngs={"dropout": key})
+        return jnp.sum(jnp.sin(out)), (out, updates)
+
+    (l_v, (out_v, up_v)), g_v = jax.value_and_grad(loss, has_aux=True)(variables["params"],
+                                                                        "vmap")
+    (l_u, (out_u, up_u)), g_u = jax.jit(jax.value_and_grad(loss, has_aux=True),
+                                        static_argnums=1)(variables["params"], "unroll")
+    close(out_u, out_v)
+    close(up_u, up_v)
+    close(g_u, g_v, tol=1e-5)
+    np.testing.assert_allclose(l_u, l_v, rtol=1e-6)
+
+
+def test_unknown_strategy_lists_the_choices():
+    with pytest.raises(ValueError, match=r"unknown strategy 'scan'; choose one of \['vmap', 'unroll'\]"):
+        ensemble.apply(MODEL, strategy="scan")

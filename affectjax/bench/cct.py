@@ -13,6 +13,9 @@ term. For the model, batch, image size and dtype this times ONE optimizer step (
 * `vmapped`: M networks as one stacked pytree (`ensemble.init`, `ensemble.apply`,
   `ensemble.per_member`), loss `losses.cct_loss(logits (M, B, C), labels, lam=0.5)`, one
   `jax.jit` with the state donated;
+* `unrolled`: the same stacked step with ``ensemble.apply(..., strategy="unroll")``: the
+  members run one after another inside the one jitted program (M plain convolutions per
+  layer instead of one grouped convolution, which XLA's CPU backend runs slowly);
 * `sequential_jax`: the same M networks (same init) as M variable sets. A step runs the
   jitted train-mode forward of every member, then M calls of one jitted single-network step
   whose loss is (1 - lam) CE_j + lam sum_{k != j} KL(p_k || p_j) with the other members'
@@ -28,6 +31,7 @@ term. For the model, batch, image size and dtype this times ONE optimizer step (
 Each step blocks on all its results (losses and states; `cuda.synchronize` for PyTorch);
 images/s is batch size / median step time. Ratios: `vmapped_cost_over_single` (vmapped
 step time / single step time; the goal is <= 2.4 for M = 3 on a GPU),
+`unrolled_cost_over_single`, `vmapped_speedup_over_unrolled`,
 `vmapped_speedup_over_sequential_jax` and `vmapped_speedup_over_torch` (their step time /
 vmapped's; > 1 means vmapped is faster). `first_loss` is the loss of the first step, the
 same for vmapped and sequential_jax up to rounding. Peak memory uses `core`'s helpers; on a
@@ -112,7 +116,7 @@ def _optimize(tx: optax.GradientTransformation, loss_fn: Callable[..., Any],
 
 
 def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Times the `single`, `vmapped` and `sequential_jax` steps (see the module docstring)."""
+    """Times the `single`, `vmapped`, `unrolled` and `sequential_jax` steps (module docstring)."""
     m = num_networks
     setup = core.make_affectjax_train_step(
         model_name, batch_size=cfg["batch_size"], image_size=cfg["image_size"],
@@ -135,22 +139,26 @@ def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[s
         members = [ensemble.member(stacked, j) for j in range(m)]
         return [{**v, "opt_state": single_tx.init(v["params"])} for v in members]
 
-    # vmapped: one stacked pytree, one jitted step.
-    forward_all = ensemble.apply(model, mutable=["batch_stats"])
+    # vmapped (and unrolled): one stacked pytree, one jitted step.
+    def stacked_step(strategy):
+        forward_all = ensemble.apply(model, mutable=["batch_stats"], strategy=strategy)
 
-    def vmapped_step(state, images, labels, key):
-        def loss_fn(params):
-            (outputs, _), new = forward_all(
-                {"params": params, "batch_stats": state["batch_stats"]}, images,
-                train=True, rngs={"dropout": key})
-            logits = outputs["logits"].astype(jnp.float32)
-            return losses.cct_loss(logits, labels, lam=LAM), new["batch_stats"]
+        def step(state, images, labels, key):
+            def loss_fn(params):
+                (outputs, _), new = forward_all(
+                    {"params": params, "batch_stats": state["batch_stats"]}, images,
+                    train=True, rngs={"dropout": key})
+                logits = outputs["logits"].astype(jnp.float32)
+                return losses.cct_loss(logits, labels, lam=LAM), new["batch_stats"]
 
-        return _optimize(tx, loss_fn, state)
+            return _optimize(tx, loss_fn, state)
 
-    results["vmapped"] = _time_jitted(jax.jit(vmapped_step, donate_argnums=(0,)),
-                                      init(jax.random.key(0), images, False), (images, labels, key),
-                                      cfg, peak_mb)
+        return jax.jit(step, donate_argnums=(0,))
+
+    for name, strategy in (("vmapped", "vmap"), ("unrolled", "unroll")):
+        results[name] = _time_jitted(stacked_step(strategy),
+                                     init(jax.random.key(0), images, False),
+                                     (images, labels, key), cfg, peak_mb)
 
     # sequential_jax: M variable sets, M forwards, then M calls of one jitted step.
     keys = list(jax.random.split(key, m))  # member j's dropout key, as in ensemble.apply
@@ -233,8 +241,9 @@ def run(model: str, *, num_networks: int = 3, batch_size: int = 32, image_size: 
         record["torch_threads"] = torch.get_num_threads()
         record["cct"]["torch"] = bench_torch(model, num_networks, cfg, torch_channels_last)
     t = {name: r["median_step_s"] for name, r in record["cct"].items()}
-    record["ratio"] = {"vmapped_cost_over_single": t["vmapped"] / t["single"]}
-    for other in ("sequential_jax", "torch"):
+    record["ratio"] = {"vmapped_cost_over_single": t["vmapped"] / t["single"],
+                       "unrolled_cost_over_single": t["unrolled"] / t["single"]}
+    for other in ("unrolled", "sequential_jax", "torch"):
         if other in t:
             record["ratio"][f"vmapped_speedup_over_{other}"] = t[other] / t["vmapped"]
     record["load_average_after"] = list(os.getloadavg())
@@ -244,6 +253,7 @@ def run(model: str, *, num_networks: int = 3, batch_size: int = 32, image_size: 
 VARIANTS = {
     "single": "single (1 net, CE)",
     "vmapped": "vmapped (M nets, 1 jit)",
+    "unrolled": "unrolled (M nets, 1 jit, loop)",
     "sequential_jax": "sequential_jax (M fwd + M jitted steps)",
     "torch": "torch (M models, M backward)",
 }
@@ -271,7 +281,8 @@ def format_table(record: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([label, *cells]) + " |")
     ratio = {k: f"{v:.2f}x" for k, v in record["ratio"].items()}
     lines += ["", f"vmapped / single step time: {ratio['vmapped_cost_over_single']} (goal <= "
-              f"2.4x for M=3 on GPU); vmapped speed-up over sequential_jax: "
-              f"{ratio['vmapped_speedup_over_sequential_jax']}, over torch: "
+              f"2.4x for M=3 on GPU), unrolled / single: {ratio['unrolled_cost_over_single']}; "
+              f"vmapped speed-up over unrolled: {ratio['vmapped_speedup_over_unrolled']}, over "
+              f"sequential_jax: {ratio['vmapped_speedup_over_sequential_jax']}, over torch: "
               f"{ratio.get('vmapped_speedup_over_torch', '-')}"]
     return "\n".join(lines)

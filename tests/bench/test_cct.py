@@ -11,7 +11,7 @@ from affectjax.bench import cct
 
 pytestmark = pytest.mark.usefixtures("fast_compiled")
 
-VARIANTS = ("single", "vmapped", "sequential_jax", "torch")
+VARIANTS = ("single", "vmapped", "unrolled", "sequential_jax", "torch")
 
 
 def test_cct_cli_record_and_vmapped_loss_equals_sequential(tmp_path, capsys):
@@ -44,6 +44,8 @@ def test_cct_cli_record_and_vmapped_loss_equals_sequential(tmp_path, capsys):
     t = {name: record["cct"][name]["median_step_s"] for name in VARIANTS}
     assert record["ratio"] == pytest.approx({
         "vmapped_cost_over_single": t["vmapped"] / t["single"],
+        "unrolled_cost_over_single": t["unrolled"] / t["single"],
+        "vmapped_speedup_over_unrolled": t["unrolled"] / t["vmapped"],
         "vmapped_speedup_over_sequential_jax": t["sequential_jax"] / t["vmapped"],
         "vmapped_speedup_over_torch": t["torch"] / t["vmapped"],
     })
@@ -51,6 +53,8 @@ def test_cct_cli_record_and_vmapped_loss_equals_sequential(tmp_path, capsys):
     # (CE + KL to the others' constant outputs) losses agree on the first step.
     vmapped, sequential = record["cct"]["vmapped"], record["cct"]["sequential_jax"]
     assert vmapped["first_loss"] == pytest.approx(sequential["first_loss"], rel=1e-4)
+    assert record["cct"]["unrolled"]["first_loss"] == pytest.approx(vmapped["first_loss"],
+                                                                    rel=1e-5)
 
 
 @pytest.mark.parametrize("bad", ["0", "5"])

@@ -69,14 +69,15 @@ class Ensemble:
 
     model: Any
     num_members: int
+    strategy: str = "vmap"  # or "unroll" (`affectjax.ensemble.apply`)
 
     def init(self, rng: Any, *inputs: Any, **kwargs: Any) -> Any:
         return ensemble.init(self.model, rng, self.num_members, *inputs, **kwargs)
 
     def apply(self, variables: Any, *inputs: Any, mutable: Any = False, rngs: Any = None,
               **kwargs: Any) -> Any:
-        return ensemble.apply(self.model, mutable=mutable)(variables, *inputs, rngs=rngs,
-                                                             **kwargs)
+        return ensemble.apply(self.model, mutable=mutable, strategy=self.strategy)(
+            variables, *inputs, rngs=rngs, **kwargs)
 
 
 def num_networks(config: Any) -> int:
@@ -102,7 +103,11 @@ def _build_model(config: Any) -> Ensemble:
     kwargs = config.model.to_dict() if hasattr(config.model, "to_dict") else dict(config.model)
     name = kwargs.pop("name")
     kwargs["num_classes"] = num_outputs(config)
-    return Ensemble(models_lib.create(name, **kwargs), num_networks(config))
+    strategy = config.cct.get("strategy", "vmap")
+    if strategy not in ensemble.STRATEGIES:
+        raise ConfigError(f"config.cct.strategy: {strategy!r}; choose one of "
+                          f"{list(ensemble.STRATEGIES)}")
+    return Ensemble(models_lib.create(name, **kwargs), num_networks(config), strategy)
 
 
 def num_outputs(config: Any) -> int:
