@@ -261,6 +261,9 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     sharding.check_batch_size(batch_size, mesh)
     sharding.check_batch_size(eval_batch_size, mesh)
 
+    if method.make_data is not None and config.data.get("oversample", ""):
+        raise ConfigError(f"config.data.oversample: the {method.name} method builds its own "
+                          "data and does not oversample; leave it empty")
     make_data = method.make_data or _pipeline_data
     train_loader, eval_loader, train_source = make_data(config, seed=config.seed)
     steps_per_epoch = config.get("steps_per_epoch", 0) or train_loader.steps_per_epoch

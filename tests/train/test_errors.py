@@ -88,3 +88,13 @@ def test_init_from_loads_matching_arrays_and_keeps_the_rest(tmp_path):
                                   mine["params"]["classifier"]["kernel"])
     with pytest.raises(setup.DataError, match="init_from.*neither a converted"):
         setup.load_pretrained(str(tmp_path / "missing"))
+
+
+def test_oversampling_a_method_with_its_own_data_is_refused(tmp_path):
+    import dataclasses  # pylint: disable=import-outside-toplevel
+    method = dataclasses.replace(methods.get_method("emotieffnet"),
+                                 make_data=lambda config, *, seed: pytest.fail("data read"))
+    config = quickstart.get_config()
+    config.data.oversample = "expr"
+    with pytest.raises(setup.ConfigError, match=r"^config.data.oversample: the emotieffnet "):
+        setup.setup_run(config, str(tmp_path), method)
