@@ -17,6 +17,7 @@ contract (``parsing`` int32), string keys dropped. Reading and preprocessing run
 background threads (``num_threads``), ``prefetch`` batches ahead.
 """
 
+import fcntl
 import math
 import os
 import sys
@@ -113,15 +114,28 @@ def check_available(data_config: Mapping[str, Any]) -> None:
 
 
 def prepare(data_config: Mapping[str, Any]):
-    """Prepares the data set once (a no-op when cached) and returns its builder."""
+    """Prepares the data set once (a no-op when cached) and returns its builder.
+
+    Processes that prepare the same data set at once (a sweep's parallel runs) take turns
+    through a lock file next to it: the first one writes it, the others find it prepared.
+    """
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     builder = make_builder(data_config)
     if _is_prepared(builder):
         return builder
     manual_dir = _require_manual_dir(data_config)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None))
+    lock_path = os.path.normpath(builder.data_dir) + ".lock"
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            builder = make_builder(data_config)
+            if not _is_prepared(builder):
+                builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+                    manual_dir=manual_dir or None))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return builder
 
 

@@ -218,3 +218,22 @@ def test_config_and_registry_errors(tmp_path):
         pipeline.create_source(cfg, "train")
     with pytest.raises(ValueError, match="batch_size"):
         pipeline.Loader(FakeFaces(3), batch_size=4, data_config=_config())
+
+
+def test_processes_preparing_one_data_set_at_once_take_turns(tmp_path):
+    """A sweep's parallel runs may prepare the same new data set together: both succeed."""
+    import json  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    config = {"name": "synthfaces", "data_dir": str(tmp_path / "tfds"),
+              "builder_kwargs": {"image_size": 16, "sizes": {"train": 24, "validation": 8}}}
+    code = ("import json, sys; from affectjax.data import pipeline; "
+            "b = pipeline.prepare(json.loads(sys.argv[1])); "
+            "print(b.info.splits['train'].num_examples)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    for out, err, code_ in results:
+        assert code_ == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == "24"
