@@ -261,7 +261,7 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     sharding.check_batch_size(batch_size, mesh)
     sharding.check_batch_size(eval_batch_size, mesh)
 
-    if method.make_data is not None and config.data.get("oversample", ""):
+    if method.make_data is not None and (config.get("data") or {}).get("oversample", ""):
         raise ConfigError(f"config.data.oversample: the {method.name} method builds its own "
                           "data and does not oversample; leave it empty")
     make_data = method.make_data or _pipeline_data
