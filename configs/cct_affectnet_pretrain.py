@@ -26,26 +26,15 @@ from configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = common.base_config()
-    c.method = "cct"
+    c = common.cct_config(epochs=10, num_networks=1, consensus=False)
     c.model = ml_collections.ConfigDict(dict(name="resnet18", num_classes=8))
-    c.cct = ml_collections.ConfigDict(dict(
-        task="expr", num_networks=1, strategy="vmap", consensus=False, lambda_max=0.9, beta=4.0,
-        ramp_epochs=9.0, clamp=True, scale=1.0, reinit_heads=True))
     c.data.name = "affectnet"
     c.data.manual_dir = ""  # required: --config.data.manual_dir=/path/to/AffectNet
     c.data.image_size = 224
     c.data.builder_kwargs = dict(image_size=224, drop_non_class=True)
-    c.data.augment.update(enabled=True, flip_prob=0.5, crop_prob=1.0, scale=0.25,
-                          translate=0.1, jitter_prob=0.5, brightness=0.25, contrast=0.25,
-                          saturation=0.25)
+    c.data.augment.enabled = True  # the authors' augmentation (common.cct_config)
     c.batch_size = 256
-    c.phases.full.epochs = 10
     c.phases.full.learning_rate = 1e-3
-    c.phases.full.lr_multipliers = dict(head=10.0)
-    c.optimizer.sam_rho = 0.0
-    c.optimizer.schedule = "exponential_epoch"
-    c.optimizer.decay = 0.95
     c.log_every_steps = 100
     c.checkpoint_every_steps = 1000
     return c

@@ -51,33 +51,14 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     if arg not in ("full", "quick"):
         raise ValueError(f"config argument {arg!r}; choose full or quick")
     epochs, size = (8, 48) if arg == "quick" else (15, 64)
-    c = common.base_config()
-    c.method = "cct"
+    c = common.cct_config(epochs=epochs)
     c.model = ml_collections.ConfigDict(dict(
         name="efficientnet_tiny", num_classes=8, width_multiplier=2.0, drop_rate=0.1))
-    c.cct = ml_collections.ConfigDict(dict(
-        task="expr",  # expr (the paper) | au | va (model.num_classes 12 | 2).
-        num_networks=3,  # 1-4: the members trained together.
-        strategy="vmap",  # vmap | unroll: how one jitted step runs the members.
-        consensus=True,  # False: CE only (paper Table 7).
-        lambda_max=0.9, beta=4.0,  # eq. 4 (the authors' code: beta 0.65).
-        ramp_epochs=0.9 * epochs,  # e_r (the authors' code: 0.9 of the epochs).
-        clamp=True,  # False: the authors' unclamped ramp (lambda dips after e_r).
-        scale=1.0,  # 0.33: the authors' code scales both terms.
-        reinit_heads=True))  # with init_from: a fresh classifier per member.
     c.data.image_size = size
     c.data.builder_kwargs = dict(
         domain="studio", image_size=size, sizes=dict(train=3200, validation=480),
         label_noise=dict(kind="symmetric", rate=0.4, seed=0))
-    # The authors' augmentation, off here (see above): --config.data.augment.enabled=True.
-    c.data.augment.update(flip_prob=0.5, crop_prob=1.0, scale=0.25, translate=0.1,
-                          jitter_prob=0.5, brightness=0.25, contrast=0.25, saturation=0.25)
     c.batch_size = 32
-    c.phases.full.epochs = epochs
     c.phases.full.learning_rate = 3e-3
-    c.phases.full.lr_multipliers = dict(head=10.0)
-    c.optimizer.sam_rho = 0.0
-    c.optimizer.schedule = "exponential_epoch"
-    c.optimizer.decay = 0.95
     c.log_every_steps = 20
     return c

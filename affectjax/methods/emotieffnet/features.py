@@ -183,7 +183,10 @@ def load_backbone(model_config: Mapping[str, Any], *, checkpoint: str = "",
         name, kwargs = meta.get("arch", name), dict(meta.get("model_kwargs", kwargs))
         origin = f"checkpoint:{os.path.abspath(checkpoint)}"
     elif workdir:
-        variables, origin = _restore_workdir(workdir)
+        # A damaged checkpoint is a DataError, never a fall-back to other weights: best/
+        # keeps one checkpoint, and the feature cache is keyed by the workdir.
+        from affectjax.train import checkpoint as checkpoints  # pylint: disable=import-outside-toplevel
+        variables, origin = checkpoints.restore_run_variables(workdir)
     else:
         if sample is None:
             raise ValueError("load_backbone: no checkpoint, workdir or sample to initialise")
@@ -252,13 +255,6 @@ def check_matches(model: Any, variables: Mapping[str, Any], origin: str) -> None
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more"
                                             if len(problems) > 3 else "")
         raise ValueError(f"the model config does not match {origin}: {shown}")
-
-
-def _restore_workdir(workdir: str) -> tuple[dict[str, Any], str]:
-    # A damaged checkpoint is a DataError, never a fall-back to other weights: best/ keeps
-    # one checkpoint, and the feature cache is keyed by the workdir.
-    from affectjax.train import checkpoint  # pylint: disable=import-outside-toplevel
-    return checkpoint.restore_run_variables(workdir)
 
 
 def extract_splits(config: Any, out: str, *, splits: Iterable[str] | None = None,
