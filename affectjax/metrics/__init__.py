@@ -12,9 +12,9 @@ adds a batch (jnp code, runs under `jax.jit`), `*_merge` combines two sets and
 `*_from_cm` / `*_from_stats` function). Batch-wise accumulation equals the one-shot
 computation on the concatenated data.
 
-=========================================  ====================  ====================
+=========================================  ====================  ========================
 one-shot                                   statistics            finalize
-=========================================  ====================  ====================
+=========================================  ====================  ========================
 ccc                                        ccc_*                 ccc_finalize
 confusion_matrix, accuracy, f1_per_class,  confusion_*           confusion_finalize,
 f1_macro, cct_score                                              *_from_cm
@@ -22,8 +22,10 @@ binary_f1, weighted_accuracy, au_f1        binary_*              binary_finalize
                                                                  *_from_stats
 abaw_mtl_score                             abaw_*                abaw_finalize
 nme, nme_per_item, failure_rate            landmark_*            landmark_finalize
+nme_per_landmark,                          landmark_point_*      landmark_point_finalize
+failure_rate_per_landmark
 parsing_fscore                             parsing_*             parsing_finalize
-=========================================  ====================  ====================
+=========================================  ====================  ========================
 """
 
 from affectjax.metrics.abaw import AbawStats
@@ -57,14 +59,21 @@ from affectjax.metrics.classification import f1_macro
 from affectjax.metrics.classification import f1_macro_from_cm
 from affectjax.metrics.classification import f1_per_class
 from affectjax.metrics.classification import f1_per_class_from_cm
+from affectjax.metrics.landmarks import LandmarkPointStats
 from affectjax.metrics.landmarks import LandmarkStats
 from affectjax.metrics.landmarks import failure_rate
+from affectjax.metrics.landmarks import failure_rate_per_landmark
 from affectjax.metrics.landmarks import landmark_finalize
 from affectjax.metrics.landmarks import landmark_init
 from affectjax.metrics.landmarks import landmark_merge
+from affectjax.metrics.landmarks import landmark_point_finalize
+from affectjax.metrics.landmarks import landmark_point_init
+from affectjax.metrics.landmarks import landmark_point_merge
+from affectjax.metrics.landmarks import landmark_point_update
 from affectjax.metrics.landmarks import landmark_update
 from affectjax.metrics.landmarks import nme
 from affectjax.metrics.landmarks import nme_per_item
+from affectjax.metrics.landmarks import nme_per_landmark
 from affectjax.metrics.parsing import HELEN_CLASSES
 from affectjax.metrics.parsing import HELEN_GROUPS
 from affectjax.metrics.parsing import HELEN_OVERALL

@@ -97,3 +97,52 @@ def test_errors_name_the_argument():
     target[1, 1] = target[1, 0]
     with pytest.raises(ValueError, match="y_true: image 1 has zero inter-ocular"):
         metrics.failure_rate(target, pred)
+
+
+def ref_point_errors(pred, target):
+    """(N, L) normalised error of every landmark, a float64 loop."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    out = np.zeros(target.shape[:2])
+    for i in range(len(target)):
+        iod = np.sqrt(np.sum((target[i, 0] - target[i, 1]) ** 2))
+        for l in range(target.shape[1]):
+            out[i, l] = np.sqrt(np.sum((pred[i, l] - target[i, l]) ** 2)) / iod
+    return out
+
+
+def test_per_landmark_nme_and_failure_rate_match_loop():
+    pred, target = _landmarks(np.random.default_rng(6), 60, noise=5.0)
+    mask = np.random.default_rng(7).random(60) < 0.7
+    err = ref_point_errors(pred[mask], target[mask])
+    nme_l = metrics.nme_per_landmark(target, pred, where=mask)
+    assert nme_l.shape == (5,)
+    np.testing.assert_allclose(nme_l, err.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(np.mean(nme_l), metrics.nme(target, pred, where=mask),
+                               rtol=1e-5)
+    fail = metrics.failure_rate_per_landmark(target, pred, threshold=0.1, where=mask)
+    np.testing.assert_allclose(fail, np.mean(err > 0.1, axis=0), rtol=1e-6)
+    assert 0 < float(np.min(fail)) and float(np.max(fail)) < 1  # a non-trivial case
+    # It is not the image-level failure rate (which thresholds the mean error).
+    assert abs(float(np.mean(fail)) - float(metrics.failure_rate(
+        target, pred, where=mask))) > 1e-3
+    zero = metrics.nme_per_landmark(target, pred, where=np.zeros(60, bool))
+    np.testing.assert_array_equal(zero, np.zeros(5))
+
+
+def test_per_landmark_streaming_equals_one_shot(splits, masked_batch_mask):
+    n = 45
+    pred, target = _landmarks(np.random.default_rng(8), n, noise=6.0)
+    batches = splits(n, seed=9)
+    mask = masked_batch_mask(n, batches)
+    update = jax.jit(metrics.landmark_point_update)
+    stats = metrics.landmark_point_init(5)
+    for s in batches:
+        stats = update(stats, target[s], pred[s], where=mask[s])
+    got = metrics.landmark_point_finalize(stats)
+    np.testing.assert_allclose(got["nme"], metrics.nme_per_landmark(target, pred, where=mask),
+                               rtol=1e-5)
+    np.testing.assert_allclose(
+        got["failure_rate"], metrics.failure_rate_per_landmark(target, pred, where=mask),
+        rtol=1e-6)
+    with pytest.raises(ValueError, match="stats: for 4 landmarks"):
+        metrics.landmark_point_update(metrics.landmark_point_init(4), target, pred)
