@@ -14,6 +14,7 @@ from affectjax.losses.consensus import kl_consensus
 from affectjax.losses.consensus import kl_div
 from affectjax.losses.consensus import squared_consensus
 from affectjax.losses.emotieffnet import emotieffnet_loss
+from affectjax.losses.landmarks import landmark_distance
 from affectjax.losses.regression import ccc
 from affectjax.losses.regression import ccc_loss
 from affectjax.losses.regression import va_ccc_loss
@@ -31,6 +32,7 @@ __all__ = [
     "emotieffnet_loss",
     "kl_consensus",
     "kl_div",
+    "landmark_distance",
     "sigmoid_binary_cross_entropy",
     "sklearn_balanced_weights",
     "softmax_cross_entropy",
