@@ -5,11 +5,13 @@ import doctest
 import pytest
 
 from affectjax import schedules
-from affectjax.losses import classification, consensus, emotieffnet, regression, weights
+from affectjax.losses import classification, consensus, emotieffnet, landmarks, regression
+from affectjax.losses import weights
 
 
 @pytest.mark.parametrize(
-    "module", [classification, consensus, emotieffnet, regression, weights, schedules],
+    "module", [classification, consensus, emotieffnet, landmarks, regression, weights,
+               schedules],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
