@@ -32,8 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
         b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, weight_decay=0.0,
         sam_rho=0.05,  # SAM neighbourhood radius (0 = plain optimizer).
         grad_clip_norm=0.0,  # 0 = no clipping.
-        schedule="constant",  # constant | cosine | exponential_epoch
+        schedule="constant",  # constant | cosine | exponential_epoch | exponential
         decay=0.95,  # per-epoch factor of exponential_epoch.
+        end_learning_rate=0.0,  # the final rate of the exponential schedule.
         warmup_steps=0,
         balancer_learning_rate=1e-3))  # for balancers with trainable parameters (uw).
     c.balancer = ml_collections.ConfigDict(dict(name="ew"))  # + the balancer's kwargs.

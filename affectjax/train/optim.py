@@ -52,7 +52,7 @@ def _base(name: str, cfg: Any, lr: optax.ScalarOrSchedule) -> optax.GradientTran
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "exponential_epoch")
+SCHEDULES = ("constant", "cosine", "exponential_epoch", "exponential")
 
 
 def make_schedule(cfg: Any, learning_rate: float, *, steps_per_epoch: int,
@@ -80,6 +80,14 @@ def make_schedule(cfg: Any, learning_rate: float, *, steps_per_epoch: int,
         from affectjax import schedules  # pylint: disable=import-outside-toplevel
         sched = schedules.per_epoch_exponential_decay(
             learning_rate, steps_per_epoch=steps_per_epoch, decay=cfg.get("decay", 0.95))
+    elif name == "exponential":
+        end = float(cfg.get("end_learning_rate", 0.0))
+        if not 0 < end <= learning_rate:
+            raise ConfigError(f"config.optimizer.end_learning_rate: the exponential schedule "
+                              f"needs 0 < end <= the peak {learning_rate}, got {end}")
+        steps = max(total_steps - warmup, 1)
+        sched = optax.exponential_decay(learning_rate, transition_steps=steps,
+                                        decay_rate=end / learning_rate, end_value=end)
     else:
         raise registry.unknown_name_error("optimizer.schedule", name, SCHEDULES)
     if warmup > 0:

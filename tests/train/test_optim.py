@@ -124,6 +124,16 @@ def test_exponential_epoch_schedule_and_warmup():
     np.testing.assert_allclose([warm(0), warm(2), warm(4), warm(10)], [0, 1, 2, 2], rtol=1e-6)
 
 
+def test_exponential_schedule_reaches_the_end_rate():
+    sched = optim.make_schedule(_cfg(schedule="exponential", end_learning_rate=1e-6), 1e-3,
+                                steps_per_epoch=10, total_steps=300)
+    lr = np.array([sched(k) for k in (0, 100, 150, 300, 400)])
+    np.testing.assert_allclose(lr, [1e-3, 1e-4, 10 ** -4.5, 1e-6, 1e-6], rtol=1e-4)
+    with pytest.raises(ConfigError, match="end_learning_rate"):
+        optim.make_schedule(_cfg(schedule="exponential"), 1e-3, steps_per_epoch=1,
+                            total_steps=10)
+
+
 def test_bad_names_are_clear_errors():
     with pytest.raises(ConfigError, match="unknown parameter group"):
         optim.parse_trainable("head,neck", ("backbone", "head"))
