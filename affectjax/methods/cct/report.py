@@ -15,42 +15,16 @@ noisy-label curves.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import re
-from typing import Any
 
 import numpy as np
 
+from affectjax.methods.sweep_tables import point_value, read_summary
 from affectjax.train import plots
 
 COLUMNS = (("f1", "F1"), ("acc", "accuracy"), ("cct_score", "overall (CCT score)"),
            ("members_mean/cct_score", "members' mean overall"),
            ("disagreement", "disagreement"))
-
-
-def read_summary(sweep_dir: str) -> dict[str, dict[str, dict[str, float]]]:
-    """``{point: {metric: {"mean", "std", "n"}}}`` from ``<sweep_dir>/summary.csv``."""
-    path = os.path.join(sweep_dir, "summary.csv")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: run the sweep first (python -m "
-                                "affectjax.sweep ... --workdir " + sweep_dir + ")")
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["mean"]:
-                table.setdefault(row["point"], {})[row["metric"]] = {
-                    "mean": float(row["mean"]), "std": float(row["std"]), "n": int(row["n"])}
-    return table
-
-
-def point_value(point: str) -> tuple[str, Any]:
-    """``"cct.beta=0.65"`` -> ``("cct.beta", 0.65)`` (a number where it parses as one)."""
-    key, _, value = point.partition("=")
-    try:
-        return key, float(value)
-    except ValueError:
-        return key, value
 
 
 def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
