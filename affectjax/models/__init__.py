@@ -9,6 +9,10 @@
 Every model returns `(outputs, intermediates)`: `outputs["logits"]` (B, num_classes) in
 float32, `intermediates["embedding"]` the pooled pre-classifier features, and per-stage
 feature maps `stem`, `stage_0`, ... (EfficientNet also `features`, the head conv output).
+The dense-prediction models differ: `fcdensenet` gives per-pixel `logits` (B, H, W,
+num_classes) (none with `num_classes=0`) and the maps `down_<r>`, `bottleneck`, `up_<r>`,
+`features`; `ifan` gives `"<task>/<iteration>"` and `"<task>"` predictions (landmarks,
+parsing, emotion) and no intermediates.
 
 | name | model | embedding |
 |---|---|---|
@@ -17,6 +21,8 @@ feature maps `stem`, `stage_0`, ... (EfficientNet also `features`, the head conv
 | `efficientnet_tiny` | 4 blocks, for tests | 64 |
 | `resnet18` | torchvision layout | 512 |
 | `emotieffnet` | MT-EmotiEffNet: backbone + Linear(features -> 8 + 2) | as its backbone |
+| `fcdensenet` | FC-DenseNet (Tiramisu), iFAN configuration; task-wise BN, feedback inputs | (per pixel) |
+| `ifan` | iFAN (Li et al., ACM MM 2017): FC-DenseNet + task decoders, re-encoders, feedback | (none) |
 
 Inputs are NHWC float images, normalised by the caller (ImageNet mean/std).
 """
@@ -31,12 +37,16 @@ import flax.linen as nn
 from affectjax import registry
 from affectjax.models.efficientnet import EFFICIENTNET_NAMES, EfficientNet, efficientnet
 from affectjax.models.emotieffnet import EmotiEffNet, emotieffnet, make_feature_fn
+from affectjax.models.fcdensenet import FCDenseNet, TaskBatchNorm, fcdensenet
+from affectjax.models.ifan import IFAN, ifan
 from affectjax.models.resnet import ResNet, resnet18
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     **{name: functools.partial(efficientnet, name) for name in EFFICIENTNET_NAMES},
     "resnet18": resnet18,
     "emotieffnet": emotieffnet,
+    "fcdensenet": fcdensenet,
+    "ifan": ifan,
 }
 
 
@@ -47,7 +57,8 @@ def create(name: str, **kwargs: Any) -> nn.Module:
         name: a key of `MODELS`.
         **kwargs: module attributes to override, e.g. `num_classes`, `drop_rate`,
             `drop_path_rate`, `width_multiplier`, `depth_multiplier`, `dtype`; for
-            `emotieffnet` also `backbone` and `num_expressions`.
+            `emotieffnet` also `backbone` and `num_expressions`; for `fcdensenet` and
+            `ifan` their module attributes.
 
     Returns:
         The (unbound) `flax.linen.Module`.
@@ -63,6 +74,9 @@ __all__ = [
     "create",
     "EfficientNet",
     "EmotiEffNet",
+    "FCDenseNet",
+    "IFAN",
     "ResNet",
+    "TaskBatchNorm",
     "make_feature_fn",
 ]
