@@ -19,6 +19,7 @@ from affectjax.methods.cct import method as cct
 from affectjax.methods.emotieffnet import lsd
 from affectjax.methods.emotieffnet import mtl_report
 from affectjax.methods.emotieffnet import pretrain
+from affectjax.methods.ifan import pipeline as ifan
 from affectjax.train import loop
 from affectjax.train.errors import ConfigError
 from affectjax.train.method import Method
@@ -28,6 +29,7 @@ METHODS: dict[str, Method] = {
     "mtl_heads": mtl_report.MTL_HEADS_PIPELINE,
     "lsd": lsd.LSD,
     "cct": cct.CCT,
+    "ifan": ifan.IFAN,
 }
 
 
