@@ -36,7 +36,8 @@ FLAGS = ("full", "quick", "3t")
 
 
 def _source(domain: str, seed: int, size: int, sizes: dict, batch_size: int) -> dict:
-    return dict(name="synthfaces", image_size=size, batch_size=batch_size,
+    return dict(name="synthfaces", data_dir="~/tensorflow_datasets", image_size=size,
+                batch_size=batch_size,
                 augment=dict(enabled=False),
                 builder_kwargs=dict(domain=domain, seed=seed, image_size=size, sizes=sizes))
 

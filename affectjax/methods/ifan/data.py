@@ -150,6 +150,17 @@ class CrossDatasetEval:
                 yield _tag(batch, task, index)
 
 
+def open_source(data: Any, task: str, split: str):
+    """`pipeline.create_source` whose errors name ``config.ifan.sources.<task>``."""
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+    try:
+        return pipeline.create_source(data, split)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        message = str(exc.args[0] if exc.args else exc).replace(
+            "data.manual_dir", f"config.ifan.sources.{task}.manual_dir")
+        raise ConfigError(f"config.ifan.sources.{task}: {message}") from None
+
+
 def make_loaders(config: Any, tasks: tuple[str, ...], *, seed: int, order: str,
                  epochs: int = 1):
     """``(train CrossDatasetLoader, CrossDatasetEval, {task: train source})``."""
@@ -159,10 +170,9 @@ def make_loaders(config: Any, tasks: tuple[str, ...], *, seed: int, order: str,
     for index, task in enumerate(tasks):
         data = source_config(config, task)
         batch_size = int(config.ifan.sources[task].get("batch_size", 0) or config.batch_size)
-        try:
-            source = pipeline.create_source(data, data.train_split)
-            eval_source = pipeline.create_source(data, data.eval_split)
-            # Each data set shuffles with its own stream of the run's seed.
+        source = open_source(data, task, data.train_split)
+        eval_source = open_source(data, task, data.eval_split)
+        try:  # each data set shuffles with its own stream of the run's seed
             train[task] = pipeline.Loader(source, batch_size=batch_size, seed=seed * 131 + index,
                                           train=True, data_config=data)
         except ValueError as exc:
@@ -187,7 +197,7 @@ def mean_predictions(config: Any, tasks: tuple[str, ...]) -> dict[str, np.ndarra
     size, out = int(config.ifan.image_size), {}
     for task in tasks:
         data = source_config(config, task)
-        source = pipeline.create_source(data, data.train_split)
+        source = open_source(data, task, data.train_split)
         stored = np.asarray(pipeline.read_examples(source, [0])[0]["image"]).shape[:2]
         if task == "landmarks":
             points = pipeline.read_labels(source, "landmarks")

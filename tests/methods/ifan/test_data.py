@@ -101,7 +101,25 @@ def test_source_config_merges_sections_and_sets_the_input_size():
     from configs import ifan_synthfaces
     config = ifan_synthfaces.get_config("quick")
     section = data.source_config(config, "parsing")
-    assert section.image_size == 64 and not section.augment.enabled
+    assert section.image_size == 32 and not section.augment.enabled
     assert section.augment.flip_prob == 0.5  # kept from the defaults
     assert section.builder_kwargs.to_dict() == dict(
-        domain="studio", seed=202, image_size=64, sizes=dict(train=1200, validation=300))
+        domain="studio", seed=202, image_size=32, sizes=dict(train=384, validation=200))
+
+
+@pytest.mark.parametrize("arg", ["2t", "3t"])
+def test_the_paper_setting_without_its_data_is_one_line(arg, tmp_path):
+    import subprocess
+    import sys
+    repo = __import__("os").path.abspath(__import__("os").path.join(
+        __import__("os").path.dirname(__file__), "..", "..", ".."))
+    result = subprocess.run(
+        [sys.executable, "train.py", f"--config=configs/ifan_mtfl_helen.py:{arg}",
+         f"--workdir={tmp_path / 'run'}",
+         f"--config.ifan.sources.landmarks.data_dir={tmp_path / 'data'}",
+         "--config.ifan.sources.parsing.manual_dir=no/such/folder"],
+        cwd=repo, capture_output=True, text=True, timeout=300)
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert result.returncode == 2, result.stderr
+    assert lines[-1].startswith("error: config.ifan.sources.landmarks: data set 'mtfl' needs "
+                                "config.ifan.sources.landmarks.manual_dir (got '')"), lines
