@@ -207,7 +207,8 @@ def mean_predictions(config: Any, tasks: tuple[str, ...]) -> dict[str, np.ndarra
             scale = np.array([size / stored[1], size / stored[0]])
             out[task] = (points[mask].mean(axis=0) * scale).astype(np.float32)
         elif task == "parsing":
-            masks = pipeline.read_labels(source, "parsing")
+            masks = np.stack([np.asarray(e["parsing"]) for e in  # decoded masks
+                              pipeline.read_examples(source, range(len(source)))])
             rows = (np.arange(size) * masks.shape[1] // size)
             cols = (np.arange(size) * masks.shape[2] // size)
             masks = masks[:, rows][:, :, cols]

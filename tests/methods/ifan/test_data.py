@@ -107,8 +107,8 @@ def test_source_config_merges_sections_and_sets_the_input_size():
         domain="studio", seed=202, image_size=32, sizes=dict(train=384, validation=200))
 
 
-@pytest.mark.parametrize("arg", ["2t", "3t"])
-def test_the_paper_setting_without_its_data_is_one_line(arg, tmp_path):
+def test_the_paper_setting_without_its_data_is_one_line(tmp_path):
+    arg = "3t"
     import subprocess
     import sys
     repo = __import__("os").path.abspath(__import__("os").path.join(
@@ -123,3 +123,24 @@ def test_the_paper_setting_without_its_data_is_one_line(arg, tmp_path):
     assert result.returncode == 2, result.stderr
     assert lines[-1].startswith("error: config.ifan.sources.landmarks: data set 'mtfl' needs "
                                 "config.ifan.sources.landmarks.manual_dir (got '')"), lines
+
+
+def test_mean_predictions_are_the_training_labels_means(tmp_path):
+    from configs import ifan_synthfaces
+    from affectjax.data.synthfaces import SynthFaces
+    config = ifan_synthfaces.get_config("quick,3t")
+    config.ifan.image_size = 16  # stored at 32 px: landmarks halved, masks subsampled
+    for source in config.ifan.sources.values():
+        source.data_dir = str(tmp_path)
+        source.builder_kwargs.sizes = dict(train=12, validation=4)
+    means = data.mean_predictions(config, ("landmarks", "parsing", "emotion"))
+    faces = {t: SynthFaces(16, **{k: v for k, v in config.ifan.sources[t].builder_kwargs.items()
+                                  if k != "sizes"}).batch(range(12))
+             for t in ("landmarks", "parsing", "emotion")}
+    np.testing.assert_allclose(means["landmarks"], faces["landmarks"]["landmarks"].mean(0) / 2,
+                               rtol=1e-5)
+    masks = faces["parsing"]["parsing"][:, ::2, ::2]
+    want = np.stack([(masks == c).mean(0) for c in range(11)], -1)
+    np.testing.assert_allclose(means["parsing"], want, rtol=1e-6)
+    want = np.bincount(faces["emotion"]["expr"], minlength=8) / 12
+    np.testing.assert_allclose(means["emotion"], want, rtol=1e-6)
