@@ -69,8 +69,8 @@ def _denormalise(image: np.ndarray, mean: Any, std: Any) -> np.ndarray:
     return np.clip(image * np.asarray(std) + np.asarray(mean), 0, 1)
 
 
-def _faces(config: Any, tasks: tuple[str, ...], per_set: int) -> dict[str, np.ndarray]:
-    """`per_set` validation faces of every task's data set, one batch."""
+def _faces(config: Any, tasks: tuple[str, ...], per_set: int) -> list[dict[str, np.ndarray]]:
+    """`per_set` validation faces of every task's data set: one batch per data set."""
     _, evaluation, _ = data_lib.make_loaders(config, tasks, seed=int(config.seed),
                                              order="alternate")
     rows = []
@@ -93,7 +93,6 @@ def plot_predictions(config: Any, method: Any, state: Any, path: str, *,
     if state.batch_stats:
         variables["batch_stats"] = state.batch_stats
     top = int(config.ifan.num_iterations)
-    data = source_mean_std = None
     rows = _faces(config, tasks, per_set)
     n_rows = sum(len(b["image"]) for b in rows)
     per_iter = 2 if "parsing" in tasks else 1
@@ -105,9 +104,8 @@ def plot_predictions(config: Any, method: Any, state: Any, path: str, *,
         outputs = jax.device_get(outputs)
         task = tasks[int(batch["source"][0])]
         data = data_lib.source_config(config, task)
-        source_mean_std = (data.mean, data.std)
         for k in range(len(batch["image"])):
-            face = _denormalise(batch["image"][k], *source_mean_std)
+            face = _denormalise(batch["image"][k], data.mean, data.std)
             for i in range(top + 1):
                 ax = axes[r, i * per_iter]
                 ax.imshow(face)
@@ -130,7 +128,6 @@ def plot_predictions(config: Any, method: Any, state: Any, path: str, *,
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    del data
     return train_plots.save_figure(fig, path)
 
 

@@ -20,7 +20,6 @@ from configs import ifan_synthfaces  # noqa: E402  pylint: disable=wrong-import-
 from affectjax import balancing  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax import methods  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.methods.ifan import method as ifan  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.methods.ifan import objectives  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import checkpoint  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import steps as steps_lib  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import UserError  # noqa: E402  pylint: disable=wrong-import-position
