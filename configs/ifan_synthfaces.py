@@ -13,19 +13,25 @@ the task integrator (eq. 4, the re-encoded maps summed), ITER = 2, one BatchNorm
 data set; training is Algorithm 1: stage 1 task by task at ITER 0, stage 2 one batch of
 each data set in turn through all iterations, RMSprop, the loss of eq. 5.
 
-``:quick`` (the miniature tables) works at 64 px with 4 dense blocks each way (so the
+``:quick`` (the miniature tables) works at 32 px with 3 dense blocks each way (so the
 landmark decoder still reads 8x8 and the emotion decoder 4x4 features, as at 128 px with
-5 blocks); the default is the paper's 128 px and 5 blocks. Tables of docs/ifan.md, three
-seeds each:
+5 blocks), a 24-filter stem and 48-filter upsampling, 384 training faces per data set,
+batch 16, one pre-training epoch per data set and two fine-tuning epochs; the default is
+the paper's 128 px, 5 blocks and schedule. Tables of docs/ifan.md, three seeds each:
 
     python -m affectjax.sweep --config configs/ifan_synthfaces.py:quick --seeds 0,1,2 \\
-        --grid ifan.num_iterations=0,1,2 --metric score --workdir runs/sweeps/ifan_2t
-    python -m affectjax.sweep --config configs/ifan_synthfaces.py:quick,3t --seeds 0,1,2 \\
-        --grid ifan.num_iterations=0,1,2 --metric score --workdir runs/sweeps/ifan_3t
+        --grid ifan.num_iterations=0,2 --metric score --jobs 2 --workdir runs/sweeps/ifan_2t
     python -m affectjax.sweep --config configs/ifan_synthfaces.py:quick --seeds 0,1,2 \\
-        --grid ifan.tasks=landmarks,parsing --metric score --workdir runs/sweeps/ifan_single
+        --grid ifan.tasks=landmarks,parsing --set ifan.num_iterations=0 --metric score \\
+        --jobs 2 --workdir runs/sweeps/ifan_single
     python -m affectjax.sweep --config configs/ifan_synthfaces.py:quick --seeds 0,1,2 \\
-        --grid ifan.reencoders=True,False --metric score --workdir runs/sweeps/ifan_reencoders
+        --grid ifan.reencoders=False --metric score --jobs 2 \\
+        --workdir runs/sweeps/ifan_no_reencoders
+
+Measured (2-core CPU, seeds 0-2, mean +- std): parsing's overall F-score is 0.0 +- 0.0 %
+at ITER 0 and 29.9 +- 6.3 % at ITER 2 (0.0 / 21.2 / 29.9 % at its iterations 0 / 1 / 2);
+the landmarks stay at the mean shape (NME 11.5 %; the mean shape itself 11.3 %). One
+``:quick`` run takes about 5 min (ITER 0: about 2.5 min).
 """
 
 import ml_collections
