@@ -21,6 +21,7 @@ DATASETS = {
     "helen": manual.HelenBuilder,
     "image_folder": manual.ImageFolderBuilder,
     "multimodal": manual.MultimodalBuilder,
+    "mustard": manual.MustardBuilder,
 }
 MANUAL = frozenset(k for k, v in DATASETS.items() if issubclass(v, manual.ManualImageBuilder))
 

@@ -18,6 +18,7 @@ and fills the keys its data set lacks with the contract's "missing" values (see
 | `helen`        | `read_helen`              | train, validation, test |
 | `image_folder` | `read_image_folder`       | train                   |
 | `multimodal`   | `read_multimodal_pickle`  | train, validation, test |
+| `mustard`      | `read_mustard`            | train, test             |
 
 The layout each expects under manual_dir is `LAYOUTS[name]` (and the reader's docstring).
 
@@ -50,7 +51,13 @@ LAYOUTS = {
     "helen": "images/NAME.jpg, labels/NAME/NAME_lbl00.png..lbl10.png, "
              "exemplars.txt, tuning.txt, testing.txt",
     "image_folder": "<class_name>/<image files> (one folder per class)",
-    "multimodal": "a MulT feature pickle, e.g. iemocap_data.pkl or mosei_senti_data.pkl",
+    "multimodal": "a MulT feature pickle, e.g. iemocap_data.pkl or mosei_senti_data.pkl "
+                  "(+ CMU_MOSEI_Labels.csd for MOSEI emotions, builder_kwargs.emotion_file)",
+    "mustard": "MUStARD's data/ folder: sarcasm_data.json, split_indices.p, "
+               "audio_features.p, features/utterances_final/resnet_pool5.hdf5 and "
+               "glove_full_dict.p (text='glove') or bert-output.jsonl (text='bert'); "
+               "splits by scheme: folds (split_indices.p fold k), speaker_independent "
+               "(test = FRIENDS) or balanced (the weak-MTL paper's 276+276 / 69+69)",
 }
 _SPLITS = {
     "affectnet": ("train", "validation"), "affwild2_mtl": ("train", "validation"),
@@ -58,6 +65,7 @@ _SPLITS = {
     "rafdb": ("train", "test"), "fer2013": ("train", "validation", "test"),
     "mtfl": ("train", "test"), "helen": ("train", "validation", "test"),
     "image_folder": ("train",), "multimodal": ("train", "validation", "test"),
+    "mustard": ("train", "test"),
 }
 _MULTIMODAL_EMOTIONS = {"iemocap": 4, "mosei": 6, "mosi": 6}
 
@@ -141,8 +149,10 @@ class MultimodalBuilder(ManualImageBuilder, skip_registration=True):
     """Word-aligned multimodal features from a MulT pickle in manual_dir.
 
     Config kwargs: ``file`` (default "mosei_senti_data.pkl"), ``dataset`` ("iemocap",
-    "mosei" or "mosi"; default from the file name), ``seq_len`` (default 50) and the
-    reader's ``binarize``. Labels the pickle lacks are filled as missing: ``emotion`` -1
+    "mosei" or "mosi"; default from the file name), ``seq_len`` (default 50), the reader's
+    ``binarize``, and for CMU-MOSEI ``emotion_file`` (the SDK's ``CMU_MOSEI_Labels.csd``
+    under manual_dir; adds the six emotions, matched by segment) with ``emotion_threshold``
+    and ``match_tolerance``. Labels the data lack are filled as missing: ``emotion`` -1
     (E = 4 for IEMOCAP, 6 otherwise), ``sentiment`` 0 with ``sentiment_binary`` -1,
     ``sarcasm`` -1.
     """
@@ -157,17 +167,22 @@ class MultimodalBuilder(ManualImageBuilder, skip_registration=True):
         kwargs.setdefault("seq_len", 50)
         return common.make_config(kwargs["dataset"], kwargs)
 
+    def _dims(self) -> dict[str, int]:
+        return {"text": 300, "audio": 74, "visual": 35}
+
+    def _num_emotions(self) -> int:
+        return _MULTIMODAL_EMOTIONS[self.builder_config.kwargs["dataset"]]
+
     def _info(self) -> tfds.core.DatasetInfo:
-        kw = self.builder_config.kwargs
-        s, e = int(kw["seq_len"]), _MULTIMODAL_EMOTIONS[kw["dataset"]]
+        s = int(self.builder_config.kwargs["seq_len"])
         feats = {m: tfds.features.Tensor(shape=(s, d), dtype=np.float32)
-                 for m, d in (("text", 300), ("audio", 74), ("visual", 35))}
-        feats["emotion"] = tfds.features.Tensor(shape=(e,), dtype=np.int32)
+                 for m, d in self._dims().items()}
+        feats["emotion"] = tfds.features.Tensor(shape=(self._num_emotions(),), dtype=np.int32)
         feats["sentiment"] = tfds.features.Scalar(dtype=np.float32)
         feats["sentiment_binary"] = tfds.features.Scalar(dtype=np.int32)
         feats["sarcasm"] = tfds.features.Scalar(dtype=np.int32)
         return tfds.core.DatasetInfo(
-            builder=self, disable_shuffling=True, description="MulT-layout features (affectjax)",
+            builder=self, disable_shuffling=True, description=f"{self.name} features (affectjax)",
             features=tfds.features.FeaturesDict(feats))
 
     def _read(self, root: str, split: str):
@@ -176,11 +191,22 @@ class MultimodalBuilder(ManualImageBuilder, skip_registration=True):
         kw = dict(self.builder_config.kwargs)
         path = os.path.join(root, kw.pop("file"))
         kw.pop("seq_len")
+        if kw.get("emotion_file"):
+            kw["emotion_labels"] = os.path.join(root, kw["emotion_file"])
+        kw.pop("emotion_file", None)
         return readers.READERS[self.READER](path, split, **kw)
 
     def _generate_examples(self, root: str, split: str):
-        e = self.info.features["emotion"].shape[0]
+        from affectjax.data import readers  # pylint: disable=import-outside-toplevel
+
+        e, dims = self._num_emotions(), self._dims()
+        s = int(self.builder_config.kwargs["seq_len"])
         for i, ex in enumerate(self._read(root, split)):
+            for m, d in dims.items():
+                if ex[m].shape != (s, d):
+                    raise readers.DataFormatError(
+                        f"{self.name} {split} item {i} ({ex.get('id', 'no id')}): field {m!r} "
+                        f"has shape {ex[m].shape}; the builder declares {(s, d)} ({self.layout()})")
             yield i, {
                 "text": ex["text"], "audio": ex["audio"], "visual": ex["visual"],
                 "emotion": np.asarray(ex.get("emotion", np.full(e, -1)), np.int32),
@@ -188,3 +214,53 @@ class MultimodalBuilder(ManualImageBuilder, skip_registration=True):
                 "sentiment_binary": np.int32(ex.get("sentiment_binary", -1)),
                 "sarcasm": np.int32(ex.get("sarcasm", -1)),
             }
+
+
+class MustardBuilder(MultimodalBuilder, skip_registration=True):
+    """MUStARD utterances from its repository's ``data/`` folder in manual_dir.
+
+    Config kwargs (the reader's, `affectjax.data.readers.read_mustard`): ``scheme``
+    ("folds", "speaker_independent" or "balanced"; default "folds"), ``fold`` (0), ``seed``
+    (0), ``text`` ("glove", "bert" or "bert_cls"), ``seq_len`` (50), ``visual_file``; and
+    ``visual_dim``, the visual width when ``visual_file`` is none of the authors' files.
+    Widths: text 300 (glove) or 768 (bert), audio 283, visual 2048 (ResNet pool5).
+    """
+
+    name = "mustard"
+    READER = "mustard"
+
+    @classmethod
+    def config_for(cls, **kwargs: Any) -> common.AffectConfig:
+        from affectjax.data.readers import mustard  # pylint: disable=import-outside-toplevel
+
+        kwargs.setdefault("scheme", "folds")
+        kwargs.setdefault("fold", 0)
+        kwargs.setdefault("seed", 0)
+        kwargs.setdefault("text", "glove")
+        kwargs.setdefault("seq_len", 50)
+        kwargs.setdefault("visual_file", mustard.FILES["visual"])
+        return common.make_config(f"{kwargs['scheme']}-{kwargs['text']}", kwargs)
+
+    def _dims(self) -> dict[str, int]:
+        # pylint: disable-next=import-outside-toplevel
+        from affectjax.data.readers import DataFormatError, mustard
+
+        kw = self.builder_config.kwargs
+        stem = os.path.splitext(os.path.basename(kw["visual_file"]))[0]
+        visual = kw.get("visual_dim") or mustard.VISUAL_DIMS.get(stem)
+        if not visual:
+            raise DataFormatError(
+                f"mustard: the width of visual_file {kw['visual_file']!r} is unknown (known: "
+                f"{', '.join(mustard.VISUAL_DIMS)}); set builder_kwargs.visual_dim")
+        return {"text": mustard.TEXT_DIMS[kw["text"]], "audio": mustard.AUDIO_DIM,
+                "visual": int(visual)}
+
+    def _num_emotions(self) -> int:
+        return 6
+
+    def _read(self, root: str, split: str):
+        from affectjax.data import readers  # pylint: disable=import-outside-toplevel
+
+        kw = dict(self.builder_config.kwargs)
+        kw.pop("visual_dim", None)
+        return readers.READERS[self.READER](root, split, **kw)

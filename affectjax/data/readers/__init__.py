@@ -36,8 +36,11 @@ from affectjax.data.readers.helen import count_helen
 from affectjax.data.readers.helen import read_helen
 from affectjax.data.readers.mtfl import count_mtfl
 from affectjax.data.readers.mtfl import read_mtfl
+from affectjax.data.readers.multimodal import MOSEI_EMOTIONS
 from affectjax.data.readers.multimodal import count_multimodal_pickle
 from affectjax.data.readers.multimodal import read_multimodal_pickle
+from affectjax.data.readers.mustard import count_mustard
+from affectjax.data.readers.mustard import read_mustard
 from affectjax.data.readers.rafdb import RAFDB_TO_ABAW
 from affectjax.data.readers.rafdb import count_rafdb
 from affectjax.data.readers.rafdb import read_rafdb
@@ -51,6 +54,7 @@ READERS: dict[str, Callable] = {
     "mtfl": read_mtfl,
     "helen": read_helen,
     "multimodal_pickle": read_multimodal_pickle,
+    "mustard": read_mustard,
     "image_folder": read_image_folder,
 }
 
@@ -63,6 +67,7 @@ COUNTERS: dict[str, Callable[..., int]] = {
     "mtfl": count_mtfl,
     "helen": count_helen,
     "multimodal_pickle": count_multimodal_pickle,
+    "mustard": count_mustard,
     "image_folder": count_image_folder,
 }
 
@@ -74,11 +79,11 @@ def get_reader(name: str) -> Callable:
 
 __all__ = [
     "ABAW_EXPRESSIONS", "AFFECTNET_TO_ABAW", "AU_NAMES", "AffWild2ExprExamples",
-    "COUNTERS", "DataFormatError", "FER2013_TO_ABAW", "HELEN_CLASSES", "RAFDB_TO_ABAW",
-    "READERS", "count_affectnet", "count_affwild2_expr", "count_affwild2_mtl",
-    "count_fer2013", "count_helen", "count_image_folder", "count_mtfl",
-    "count_multimodal_pickle", "count_rafdb", "get_reader", "landmarks5_from_68",
-    "read_affectnet", "read_affwild2_expr", "read_affwild2_mtl", "read_fer2013",
-    "read_helen", "read_image_folder", "read_mtfl", "read_multimodal_pickle",
-    "read_rafdb",
+    "COUNTERS", "DataFormatError", "FER2013_TO_ABAW", "HELEN_CLASSES", "MOSEI_EMOTIONS",
+    "RAFDB_TO_ABAW", "READERS", "count_affectnet", "count_affwild2_expr",
+    "count_affwild2_mtl", "count_fer2013", "count_helen", "count_image_folder", "count_mtfl",
+    "count_multimodal_pickle", "count_mustard", "count_rafdb", "get_reader",
+    "landmarks5_from_68", "read_affectnet", "read_affwild2_expr", "read_affwild2_mtl",
+    "read_fer2013", "read_helen", "read_image_folder", "read_mtfl", "read_multimodal_pickle",
+    "read_mustard", "read_rafdb",
 ]
