@@ -12,7 +12,9 @@ feature maps `stem`, `stage_0`, ... (EfficientNet also `features`, the head conv
 The dense-prediction models differ: `fcdensenet` gives per-pixel `logits` (B, H, W,
 num_classes) (none with `num_classes=0`) and the maps `down_<r>`, `bottleneck`, `up_<r>`,
 `features`; `ifan` gives `"<task>/<iteration>"` and `"<task>"` predictions (landmarks,
-parsing, emotion) and no intermediates.
+parsing, emotion) and no intermediates; `fusion` takes text, audio and visual sequences
+(`apply(variables, text, audio, visual, train=...)`) and gives `{task: logits}` and the
+intermediates `representation`, `ef`/`lf` and `lf_<modality>`.
 
 | name | model | embedding |
 |---|---|---|
@@ -23,8 +25,9 @@ parsing, emotion) and no intermediates.
 | `emotieffnet` | MT-EmotiEffNet: backbone + Linear(features -> 8 + 2) | as its backbone |
 | `fcdensenet` | FC-DenseNet (Tiramisu), iFAN configuration; task-wise BN, feedback inputs | (per pixel) |
 | `ifan` | iFAN (Li et al., ACM MM 2017): FC-DenseNet + task decoders, re-encoders, feedback | (none) |
+| `fusion` | EF / LF / EF-LF with AVG, bi-LSTM or Transformer encoders (Dai et al., 2021) | `representation` |
 
-Inputs are NHWC float images, normalised by the caller (ImageNet mean/std).
+Image inputs are NHWC float images, normalised by the caller (ImageNet mean/std).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from affectjax import registry
 from affectjax.models.efficientnet import EFFICIENTNET_NAMES, EfficientNet, efficientnet
 from affectjax.models.emotieffnet import EmotiEffNet, emotieffnet, make_feature_fn
 from affectjax.models.fcdensenet import FCDenseNet, TaskBatchNorm, fcdensenet
+from affectjax.models.fusion import Fusion, fusion
 from affectjax.models.ifan import IFAN, ifan
 from affectjax.models.resnet import ResNet, resnet18
 
@@ -47,6 +51,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "emotieffnet": emotieffnet,
     "fcdensenet": fcdensenet,
     "ifan": ifan,
+    "fusion": fusion,
 }
 
 
@@ -58,7 +63,8 @@ def create(name: str, **kwargs: Any) -> nn.Module:
         **kwargs: module attributes to override, e.g. `num_classes`, `drop_rate`,
             `drop_path_rate`, `width_multiplier`, `depth_multiplier`, `dtype`; for
             `emotieffnet` also `backbone` and `num_expressions`; for `fcdensenet` and
-            `ifan` their module attributes.
+            `ifan` their module attributes; for `fusion` its module attributes (`fusion`,
+            `encoder`, `tasks`, `modalities`, sizes).
 
     Returns:
         The (unbound) `flax.linen.Module`.
@@ -75,6 +81,7 @@ __all__ = [
     "EfficientNet",
     "EmotiEffNet",
     "FCDenseNet",
+    "Fusion",
     "IFAN",
     "ResNet",
     "TaskBatchNorm",

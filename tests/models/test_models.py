@@ -23,10 +23,11 @@ EMBEDDING = {
 
 
 DENSE_PREDICTION = {"fcdensenet", "ifan"}  # no embedding: tests/models/test_fcdensenet.py, test_ifan.py
+SEQUENCE = {"fusion"}  # text/audio/visual sequences, not images: tests/models/test_fusion.py
 
 
 def test_registry_is_documented_set():
-    assert set(models.MODELS) == set(EMBEDDING) | DENSE_PREDICTION
+    assert set(models.MODELS) == set(EMBEDDING) | DENSE_PREDICTION | SEQUENCE
 
 
 def test_unknown_name_lists_choices():
