@@ -89,3 +89,47 @@ def cct_config(*, epochs: int, num_networks: int = 3, consensus: bool = True):
     c.optimizer.schedule = "exponential_epoch"
     c.optimizer.decay = 0.95
     return c
+
+
+def fusion_config(*, epochs: int) -> ml_collections.ConfigDict:
+    """Weakly-supervised multimodal MTL (paper 3) on `base_config`: the ``fusion`` section.
+
+    Adam (beta 0.9, 0.999) with weight decay 1e-5 as L2 (PyTorch's ``Adam(weight_decay)``,
+    the paper's Sec. 6.1), no SAM, constant learning rate; EF-LF-LSTM over text, audio and
+    visual sequences; no augmentation (sequences pass the input pipeline unchanged).
+    """
+    c = base_config()
+    c.method = "fusion"
+    c.model = ml_collections.ConfigDict(dict(
+        name="fusion",
+        fusion="eflf",  # ef | lf | eflf
+        encoder="lstm",  # avg | lstm | transformer
+        modalities="text,audio,visual",  # a subset reads only those inputs
+        hidden_dim=300,  # EF: AVG hidden layer / LSTM units per direction / Transformer width
+        lf_hidden_dims=(300, 128, 128),  # LF: the same per modality (text, audio, visual)
+        num_heads=5, lf_num_heads=(4, 2, 2),  # Transformer heads (EF, LF per modality)
+        ff_dim=512, lf_ff_dims=(300, 128, 64),  # Transformer feed-forward widths
+        num_layers=2,  # Transformer layers
+        dropout=0.1))
+    c.data.name = "synthaffect"
+    c.data.augment.enabled = False
+    c.fusion = ml_collections.ConfigDict(dict(
+        tasks="emotion",  # any of emotion, sentiment, sarcasm (comma-separated)
+        main_task="",  # whose score picks the best checkpoint ("" = the first task)
+        num_emotions=4,  # emotion head width: 4 (IEMOCAP) or 6 (CMU-MOSEI)
+        emotion_names=(),  # names in the metrics' keys (() = indices)
+        sentiment_loss="binary",  # binary (CE on sentiment > 0) | regression (L1 on [-3, 3])
+        weights=dict(emotion=1.0, sentiment=1.0, sarcasm=1.0),  # lambda_j of eq. 2
+        weak_weight="confidence",  # weak entries weigh the teacher's accuracy | "one"
+        # Weak labels per task: {"file": PATH} or a teacher {"data": {...}, "model": {...},
+        # "seed", "epochs", "learning_rate", "batch_size", "num_emotions"}
+        # (affectjax.methods.fusion.teachers).
+        weak=ml_collections.ConfigDict(),
+        weak_dir=""))  # "" = weak_labels/ next to the prepared data set
+    c.batch_size = 128
+    c.phases.full.epochs = epochs
+    c.phases.full.learning_rate = 5e-4
+    c.optimizer.sam_rho = 0.0
+    c.optimizer.weight_decay = 1e-5
+    c.log_every_steps = 20
+    return c

@@ -19,6 +19,7 @@ from affectjax.methods.cct import method as cct
 from affectjax.methods.emotieffnet import lsd
 from affectjax.methods.emotieffnet import mtl_report
 from affectjax.methods.emotieffnet import pretrain
+from affectjax.methods.fusion import method as fusion
 from affectjax.methods.ifan import pipeline as ifan
 from affectjax.train import loop
 from affectjax.train.errors import ConfigError
@@ -30,6 +31,7 @@ METHODS: dict[str, Method] = {
     "lsd": lsd.LSD,
     "cct": cct.CCT,
     "ifan": ifan.IFAN,
+    "fusion": fusion.FUSION,
 }
 
 
