@@ -18,7 +18,8 @@ data set does not label gets weak labels from a teacher (``config.fusion.weak.<t
 
 Evaluation: every task that the evaluation split labels, with the paper's metrics, and
 ``score`` from ``fusion.main_task`` (`affectjax.methods.fusion.tasks.task_score`), which
-picks the best checkpoint.
+picks the best checkpoint; a sentiment or sarcasm main task also gets its confusion matrix
+(``plots/confusion_matrix.png``).
 
 A run with weak tasks is a pipeline: the teachers are trained (once per teacher
 configuration, shared by every student that uses it) and their labels written before the
@@ -259,7 +260,9 @@ def make_eval(config: Any):
             if values[f"{task}/count"] or task == main:
                 scalars.update(values)
         scalars["score"] = tasks_lib.task_score(main, scalars)
-        return scalars, {}
+        arrays = {} if main == "emotion" else {
+            "confusion_matrix": np.asarray(stats_tree[main]["cm"])}
+        return scalars, arrays
 
     return stats, finalize
 
@@ -272,9 +275,12 @@ def specialize(config: Any, *, pipeline: Any = None) -> Method:
     """The method for `config`'s tasks (they are the balancer's terms)."""
     stats, finalize = make_eval(config)
     needs_pipeline = pipeline is not None and bool(weak_tasks(config))
+    main = main_task(config)
     return dataclasses.replace(
         FUSION_STAGE, task_names=get_tasks(config), eval_stats=stats, eval_finalize=finalize,
-        make_loss=make_loss, pipeline=pipeline if needs_pipeline else None, specialize=None)
+        make_loss=make_loss, pipeline=pipeline if needs_pipeline else None, specialize=None,
+        class_names=(None if main == "emotion" else
+                     lambda cfg: tasks_lib.CLASS_NAMES[main_task(cfg)]))
 
 
 FUSION_STAGE = Method(

@@ -42,6 +42,7 @@ from affectjax import metrics
 
 TASKS = ("emotion", "sentiment", "sarcasm")
 SENTIMENT_LOSSES = ("binary", "regression")
+CLASS_NAMES = {"sentiment": ("negative", "positive"), "sarcasm": ("sincere", "sarcastic")}
 LABEL_KEY = {"emotion": "emotion", "sentiment": "sentiment_binary", "sarcasm": "sarcasm"}
 
 

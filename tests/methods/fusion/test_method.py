@@ -62,6 +62,8 @@ def test_student_trains_with_both_teachers_weak_labels(student):
         assert 0.0 <= final["eval"][key] <= 1.0
     # The validation split labels sarcasm only: weak tasks are never scored.
     assert not any(k.startswith(("emotion/", "sentiment/")) for k in final["eval"])
+    assert os.path.isfile(root / "student" / "plots" / "confusion_matrix.png")
+    assert os.path.isfile(root / "student" / "plots" / "curves.png")
     with open(root / "student" / "weak_labels.json") as f:
         summary = json.load(f)
     assert sorted(summary) == ["emotion", "sentiment"]
