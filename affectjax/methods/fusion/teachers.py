@@ -134,6 +134,21 @@ def _confidence(task: str, stats: Any) -> float:
     return scalars["emotion/avg_wacc"] if task == "emotion" else scalars[f"{task}/acc"]
 
 
+def check_widths(config: Any, task: str) -> None:
+    """The teacher's data set D2 has the feature widths of the student's D1."""
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+    tcfg = teacher_config(config, task)
+    first = [pipeline.read_examples(pipeline.create_source(c.data, c.data.train_split), [0])[0]
+             for c in (config, tcfg)]
+    for name in method_lib.MODALITIES:
+        student, teacher = (np.shape(example[name])[-1] for example in first)
+        if student != teacher:
+            raise ConfigError(
+                f"config.fusion.weak.{task}: the teacher's data set {tcfg.data.name!r} has "
+                f"{teacher}-d {name} features and the student's {config.data.name!r} "
+                f"{student}-d; a teacher predicts only on features like its own")
+
+
 def write_weak_labels(config: Any, task: str, teacher_dir: str, path: str) -> str:
     """Predicts `task` on every split of D1 with the teacher in `teacher_dir`."""
     from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
@@ -168,6 +183,7 @@ def ensure_weak_labels(config: Any) -> ml_collections.ConfigDict:
         path = os.path.join(root, f"weak_{name}-{_digest(_as_dict(config.data))}.npz")
         with _locked(os.path.join(root, f".{name}.lock")):
             if not os.path.isfile(path):
+                check_widths(config, task)
                 print(f"weak {task} labels: training the teacher in {teacher_dir}",
                       file=sys.stderr, flush=True)
                 loop.fit(tcfg, teacher_dir, method_lib.FUSION_STAGE)

@@ -160,3 +160,19 @@ def test_bad_settings_are_one_line(student, tmp_path, change, match):
     config = _config(root / "data", **change)
     with pytest.raises(UserError, match=match):
         methods.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_a_teacher_on_features_of_other_widths_is_one_line(student, monkeypatch):
+    """A teacher data set with 5-d audio (as MUStARD's authors' features differ from the
+    MulT pickles') cannot predict on SynthAffect's 74-d audio."""
+    _, root, _ = student
+    config = _config(root / "data", tasks="sentiment,sarcasm")
+    config.fusion.weak.sentiment.data.name = "multimodal"
+    real = pipeline.create_source
+    narrow = [{"text": np.zeros((8, 300)), "audio": np.zeros((8, 5)), "visual": np.zeros((8, 35))}]
+    monkeypatch.setattr(pipeline, "create_source", lambda data, split: (
+        narrow if data.name == "multimodal" else real(data, split)))
+    with pytest.raises(ConfigError, match=r"config.fusion.weak.sentiment: the teacher's data set "
+                                          r"'multimodal' has 5-d audio features and the "
+                                          r"student's 'synthaffect' 74-d"):
+        teachers.check_widths(config, "sentiment")
