@@ -104,7 +104,7 @@ def fusion_config(*, epochs: int) -> ml_collections.ConfigDict:
         name="fusion",
         fusion="eflf",  # ef | lf | eflf
         encoder="lstm",  # avg | lstm | transformer
-        modalities="text,audio,visual",  # a subset reads only those inputs
+        modalities="text+audio+visual",  # a subset reads only those inputs
         hidden_dim=300,  # EF: AVG hidden layer / LSTM units per direction / Transformer width
         lf_hidden_dims=(300, 128, 128),  # LF: the same per modality (text, audio, visual)
         num_heads=5, lf_num_heads=(4, 2, 2),  # Transformer heads (EF, LF per modality)
@@ -114,7 +114,7 @@ def fusion_config(*, epochs: int) -> ml_collections.ConfigDict:
     c.data.name = "synthaffect"
     c.data.augment.enabled = False
     c.fusion = ml_collections.ConfigDict(dict(
-        tasks="emotion",  # any of emotion, sentiment, sarcasm (comma-separated)
+        tasks="emotion",  # any of emotion, sentiment, sarcasm, joined by "+"
         main_task="",  # whose score picks the best checkpoint ("" = the first task)
         num_emotions=4,  # emotion head width: 4 (IEMOCAP) or 6 (CMU-MOSEI)
         emotion_names=(),  # names in the metrics' keys (() = indices)

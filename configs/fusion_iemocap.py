@@ -78,7 +78,7 @@ def get_config(arg: str = "eflf,lstm") -> ml_collections.ConfigDict:
     c.fusion.update(tasks="emotion", main_task="emotion", num_emotions=4,
                     emotion_names=("Neutral", "Happy", "Sad", "Angry"))
     if "weak" in flags:
-        c.fusion.tasks = "emotion,sentiment"
+        c.fusion.tasks = "emotion+sentiment"
         c.fusion.weights = dict(emotion=1.0, sentiment=0.8, sarcasm=0.0)
         c.fusion.weak_weight = "one"  # Table 9's searched weights replace the confidence
         c.fusion.weak = ml_collections.ConfigDict(dict(sentiment=dict(

@@ -45,7 +45,7 @@ def get_config(arg: str = "eflf,lstm") -> ml_collections.ConfigDict:
     c.data.manual_dir = ""  # the folder holding mosei_senti_data.pkl and CMU_MOSEI_Labels.csd
     c.data.builder_kwargs = dict(file="mosei_senti_data.pkl", dataset="mosei", seq_len=50,
                                  emotion_file="CMU_MOSEI_Labels.csd")
-    c.fusion.update(tasks="emotion,sentiment", main_task="emotion", num_emotions=6,
+    c.fusion.update(tasks="emotion+sentiment", main_task="emotion", num_emotions=6,
                     emotion_names=("Happy", "Sad", "Anger", "Surprise", "Disgust", "Fear"),
                     weights=dict(emotion=1.0, sentiment=1.0, sarcasm=0.0))
     if "emotion" in flags:

@@ -40,7 +40,7 @@ def get_config(arg: str = "eflf,lstm") -> ml_collections.ConfigDict:
     c.fusion.update(tasks="sarcasm", main_task="sarcasm", num_emotions=4,
                     emotion_names=("Neutral", "Happy", "Sad", "Angry"))
     if "weak" in flags:
-        c.fusion.tasks = "emotion,sentiment,sarcasm"
+        c.fusion.tasks = "emotion+sentiment+sarcasm"
         c.fusion.weights = dict(emotion=0.1, sentiment=0.5, sarcasm=1.0)
         c.fusion.weak_weight = "one"  # Table 9's searched weights replace the confidence
         teacher = dict(file="", model=dict(fusion="eflf", encoder="lstm"), seed=0, epochs=30)

@@ -23,11 +23,11 @@ The tables of docs/fusion.md, five seeds each (the paper's seeds 0-4):
         --seeds 0,1,2,3,4 --grid model.fusion=ef,lf,eflf \\
         --grid model.encoder=avg,lstm,transformer --workdir runs/sweeps/fusion_table3
     python -m affectjax.sweep --config configs/fusion_synthaffect.py:quick --seeds 0,1,2,3,4 \\
-        --grid 'fusion.tasks=sarcasm,"emotion,sarcasm","sentiment,sarcasm","emotion,sentiment,sarcasm"' \\
+        --grid fusion.tasks=sarcasm,emotion+sarcasm,sentiment+sarcasm,emotion+sentiment+sarcasm \\
         --workdir runs/sweeps/fusion_table4
     python -m affectjax.sweep --config configs/fusion_synthaffect.py:quick --seeds 0,1,2,3,4 \\
         --set fusion.tasks=sarcasm \\
-        --grid 'model.modalities=text,"audio,visual","text,audio,visual"' \\
+        --grid model.modalities=text,audio+visual,text+audio+visual \\
         --workdir runs/sweeps/fusion_modalities
 """
 
@@ -81,7 +81,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
         c.fusion.update(tasks="emotion", main_task="emotion", num_emotions=4,
                         emotion_names=synthaffect.IEMOCAP_EMOTIONS)
         return c
-    c.fusion.update(tasks="emotion,sentiment,sarcasm", main_task="sarcasm", num_emotions=4,
+    c.fusion.update(tasks="emotion+sentiment+sarcasm", main_task="sarcasm", num_emotions=4,
                     emotion_names=synthaffect.IEMOCAP_EMOTIONS)
     c.fusion.weak = ml_collections.ConfigDict(dict(
         emotion=dict(file="", data=dict(builder_kwargs=_data("iemocap", quick)),

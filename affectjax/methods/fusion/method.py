@@ -49,9 +49,10 @@ BATCH_KEYS = (*MODALITIES, "emotion", "sentiment", "sentiment_binary", "sarcasm"
 
 
 def get_tasks(config: Any) -> tuple[str, ...]:
-    """``config.fusion.tasks`` ("emotion,sarcasm" or a sequence), checked, in TASKS order."""
+    """``config.fusion.tasks`` ("emotion+sarcasm" or a sequence), checked, in TASKS order."""
     value = config.fusion.tasks
-    names = [t.strip() for t in value.split(",")] if isinstance(value, str) else list(value)
+    names = ([t.strip() for t in value.replace(",", "+").split("+")] if isinstance(value, str)
+             else list(value))
     unknown = [t for t in names if t not in tasks_lib.TASKS]
     if unknown or not names or len(set(names)) != len(names):
         raise ConfigError(f"config.fusion.tasks={value!r}: give distinct tasks from "
@@ -119,8 +120,9 @@ def build_model(config: Any):
     if name != "fusion":
         raise ConfigError(f"config.model.name: the fusion method trains the 'fusion' model, "
                           f"got {name!r}")
-    if isinstance(kwargs.get("modalities"), str):  # "text,audio,visual" (a sweep value)
-        kwargs["modalities"] = tuple(m.strip() for m in kwargs["modalities"].split(","))
+    if isinstance(kwargs.get("modalities"), str):  # "text+audio+visual" (a sweep value)
+        kwargs["modalities"] = tuple(m.strip() for m in
+                                     kwargs["modalities"].replace(",", "+").split("+"))
     num_emotions = int(config.fusion.num_emotions)
     kind = sentiment_loss(config)
     kwargs["tasks"] = tuple((t, tasks_lib.num_outputs(t, num_emotions=num_emotions,

@@ -106,7 +106,7 @@ def test_a_second_student_reuses_the_teachers(student, fast_compile):
     weak_dir = teachers.weak_dir(config)
     before = sorted(os.listdir(weak_dir))
     stamps = {n: os.path.getmtime(os.path.join(weak_dir, n)) for n in before}
-    other = _config(root / "data", tasks="sentiment,sarcasm")
+    other = _config(root / "data", tasks="sentiment+sarcasm")
     other.seed = 1
     with fast_compile():
         final = methods.train_and_evaluate(other, str(root / "student_seed1"))
@@ -139,7 +139,7 @@ def test_weak_label_file_round_trip_and_source(tmp_path):
 
 def test_missing_weak_label_file_is_one_line_naming_it(student, tmp_path):
     _, root, _ = student
-    config = _config(root / "data", tasks="sentiment,sarcasm")
+    config = _config(root / "data", tasks="sentiment+sarcasm")
     missing = str(tmp_path / "nowhere" / "weak_sentiment.npz")
     config.fusion.weak.sentiment.file = missing
     with pytest.raises(UserError) as info:
@@ -150,8 +150,8 @@ def test_missing_weak_label_file_is_one_line_naming_it(student, tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(tasks="emotion,humour"), r"config.fusion.tasks='emotion,humour'"),
-    (dict(tasks="emotion,sarcasm", main_task="emotion"),
+    (dict(tasks="emotion+humour"), r"config.fusion.tasks='emotion+humour'"),
+    (dict(tasks="emotion+sarcasm", main_task="emotion"),
      r"config.fusion.main_task: 'emotion' has no labels in the validation split"),
     (dict(tasks="sarcasm", weak_weight="half"), r"config.fusion.weak_weight='half'"),
 ])
@@ -166,7 +166,7 @@ def test_a_teacher_on_features_of_other_widths_is_one_line(student, monkeypatch)
     """A teacher data set with 5-d audio (as MUStARD's authors' features differ from the
     MulT pickles') cannot predict on SynthAffect's 74-d audio."""
     _, root, _ = student
-    config = _config(root / "data", tasks="sentiment,sarcasm")
+    config = _config(root / "data", tasks="sentiment+sarcasm")
     config.fusion.weak.sentiment.data.name = "multimodal"
     real = pipeline.create_source
     narrow = [{"text": np.zeros((8, 300)), "audio": np.zeros((8, 5)), "visual": np.zeros((8, 35))}]
