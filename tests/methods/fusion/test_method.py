@@ -150,7 +150,7 @@ def test_missing_weak_label_file_is_one_line_naming_it(student, tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(tasks="emotion+humour"), r"config.fusion.tasks='emotion+humour'"),
+    (dict(tasks="emotion+humour"), r"config.fusion.tasks='emotion\+humour'"),
     (dict(tasks="emotion+sarcasm", main_task="emotion"),
      r"config.fusion.main_task: 'emotion' has no labels in the validation split"),
     (dict(tasks="sarcasm", weak_weight="half"), r"config.fusion.weak_weight='half'"),
