@@ -50,6 +50,17 @@ def _as_dict(value: Any) -> dict:
     return value.to_dict() if hasattr(value, "to_dict") else dict(value or {})
 
 
+# Keys that change how a run is shown or saved, not what it learns: left out of the
+# teacher's name, so a student run with another progress display reuses the teacher.
+_NOT_LEARNED = ("progress_bar", "log_every_steps", "checkpoint_every_steps",
+                "checkpoint_every_epochs", "keep_checkpoints", "max_plot_points")
+
+
+def _learned(config: Any) -> dict:
+    d = _as_dict(config)
+    return {k: v for k, v in d.items() if k not in _NOT_LEARNED}
+
+
 def _digest(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
@@ -178,7 +189,7 @@ def ensure_weak_labels(config: Any) -> ml_collections.ConfigDict:
             continue
         tcfg = teacher_config(config, task)
         root = weak_dir(config)
-        name = f"{task}-{_digest(tcfg.to_dict())}"
+        name = f"{task}-{_digest(_learned(tcfg))}"
         teacher_dir = os.path.join(root, f"teacher_{name}")
         path = os.path.join(root, f"weak_{name}-{_digest(_as_dict(config.data))}.npz")
         with _locked(os.path.join(root, f".{name}.lock")):
