@@ -1,7 +1,8 @@
 """Fusion sweep reports: the paper's Tables 3 and 4 in miniature, and a bar plot.
 
-    python -m affectjax.methods.fusion.report runs/sweeps/fusion_table3 --plot docs/fusion_table3.png
-    python -m affectjax.methods.fusion.report runs/sweeps/fusion_table4
+    python -m affectjax.methods.fusion.report runs/sweeps/fusion_table4 \\
+        --plot docs/fusion_table4.png
+    python -m affectjax.methods.fusion.report runs/sweeps/fusion_table3
 
 Reads a sweep's ``summary.csv`` (`affectjax.sweep`: mean and sample std over seeds per
 grid point and metric) and prints one markdown row per grid point with the metrics of

@@ -3,11 +3,11 @@
 Each task reads a strong label from the batch and, when the run has one, a weak label
 ``weak_<task>`` that a teacher predicted (`affectjax.methods.fusion.weak_labels`):
 
-| task        | strong label               | weak label                  | loss (paper Sec. 6.1)     |
-|-------------|----------------------------|-----------------------------|---------------------------|
-| `emotion`   | ``emotion`` (B, E) 0/1/-1  | ``weak_emotion`` (B, E)     | BCE, pos_weight = neg/pos |
-| `sentiment` | ``sentiment_binary`` 0/1/-1 (``sentiment`` in [-3, 3] for regression) | ``weak_sentiment`` 0/1 | CE (or L1) |
-| `sarcasm`   | ``sarcasm`` 0/1/-1         | ``weak_sarcasm`` 0/1        | CE                        |
+* ``emotion``: strong ``emotion`` (B, E) in {0, 1, -1}, weak ``weak_emotion`` (B, E);
+  multi-label BCE with ``pos_weight`` = neg/pos per emotion;
+* ``sentiment``: strong ``sentiment_binary`` in {0, 1, -1} (``sentiment`` in [-3, 3] for
+  ``sentiment_loss="regression"``), weak ``weak_sentiment``; CE (or L1 on [-3, 3]);
+* ``sarcasm``: strong ``sarcasm`` in {0, 1, -1}, weak ``weak_sarcasm``; CE.
 
 A strong label wins where both exist. A task's loss is the weighted mean over its
 labelled entries, strong entries with weight 1 and weak ones with ``weak_weight`` (the

@@ -91,10 +91,11 @@ class WeakLabelSource:
     Args:
       source: the split's source (``__len__``, ``__getitem__``; ``labels(key)`` if any).
       extra: ``{key: (N, ...) array}`` added to every example.
-      num_emotions: when ``weak_emotion`` is added and the source's own ``emotion`` has
-        another width (D1 labels other emotions, all missing), that ``emotion`` is
-        replaced by a missing (-1) vector of the weak labels' width; a source with a
-        labelled emotion of another width is an error.
+      where: what the error messages name (the config key).
+
+    When ``weak_emotion`` is added and the source's own ``emotion`` has another width (D1
+    labels other emotions, all missing), that ``emotion`` is replaced by a missing (-1)
+    vector of the weak labels' width; a labelled emotion of another width is an error.
     """
 
     def __init__(self, source: Any, extra: Mapping[str, np.ndarray], *, where: str = ""):

@@ -6,23 +6,22 @@ import json
 import os
 import sys
 
-import jax
 import numpy as np
 import pytest
+
+from affectjax import methods
+from affectjax.data import pipeline
+from affectjax.methods.fusion import method as fusion
+from affectjax.methods.fusion import teachers
+from affectjax.methods.fusion import weak_labels
+from affectjax.train import checkpoint
+from affectjax.train.errors import ConfigError, UserError
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from configs import fusion_synthaffect  # noqa: E402  pylint: disable=wrong-import-position
-
-from affectjax import methods  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.data import pipeline  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.methods.fusion import method as fusion  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.methods.fusion import teachers  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.methods.fusion import weak_labels  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train import checkpoint  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train.errors import ConfigError, UserError  # noqa: E402  pylint: disable=wrong-import-position
 
 SIZES = dict(train=48, validation=24, test=16)
 

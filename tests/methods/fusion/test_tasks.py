@@ -61,7 +61,8 @@ def test_emotion_loss_is_torch_bce_with_pos_weight(emotion_case):
                                     pos_weight=pos_weight)
     ref = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float64),
                                      reduction="none")(
-        torch.tensor(logits, dtype=torch.float64), torch.tensor(np.maximum(y, 0), dtype=torch.float64))
+        torch.tensor(logits, dtype=torch.float64),
+        torch.tensor(np.maximum(y, 0), dtype=torch.float64))
     np.testing.assert_allclose(float(loss), ref.numpy()[keep].mean(), rtol=1e-5)
     assert bool(present)
 
@@ -76,7 +77,8 @@ def test_weak_labels_fill_missing_strong_ones_at_the_teachers_confidence():
     conf = 0.7
     loss, present = tasks.task_loss("sarcasm", jnp.asarray(logits), batch, weak_weight=conf)
     ce = torch.nn.functional.cross_entropy(torch.tensor(logits, dtype=torch.float64),
-                                           torch.tensor(np.where(strong >= 0, strong, weak), dtype=torch.long),
+                                           torch.tensor(np.where(strong >= 0, strong, weak),
+                                                        dtype=torch.long),
                                            reduction="none").numpy()
     w = np.where(strong >= 0, 1.0, conf)  # strong labels win and weigh 1
     np.testing.assert_allclose(float(loss), (w * ce).sum() / n, rtol=1e-5)
