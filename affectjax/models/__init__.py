@@ -21,11 +21,14 @@ intermediates `representation`, `ef`/`lf` and `lf_<modality>`.
 | `efficientnet_b0/b1/b2` | timm flavour: symmetric padding, BN eps 1e-5 | 1280 / 1280 / 1408 |
 | `tf_efficientnet_b0/b1/b2` | TensorFlow "same" padding, BN eps 1e-3 | 1280 / 1280 / 1408 |
 | `efficientnet_tiny` | 4 blocks, for tests | 64 |
-| `resnet18` | torchvision layout | 512 |
+| `resnet18` | torchvision layout, `BasicBlock` x (2, 2, 2, 2) | 512 |
+| `resnet34` | torchvision layout, `BasicBlock` x (3, 4, 6, 3) | 512 |
+| `resnet50` | torchvision layout, `Bottleneck` x (3, 4, 6, 3) ("v1.5": stride on the 3x3) | 2048 |
 | `emotieffnet` | MT-EmotiEffNet: backbone + Linear(features -> 8 + 2) | as its backbone |
 | `fcdensenet` | FC-DenseNet (Tiramisu), iFAN configuration; task-wise BN, feedback inputs | (per pixel) |
 | `ifan` | iFAN (Li et al., ACM MM 2017): FC-DenseNet + task decoders, re-encoders, feedback | (none) |
 | `fusion` | EF / LF / EF-LF with AVG, bi-LSTM or Transformer encoders (Dai et al., 2021) | `representation` |
+| `hard_sharing` | any backbone above (``backbone=``) + one Dense head per task (``heads=``) | as its backbone |
 
 Image inputs are NHWC float images, normalised by the caller (ImageNet mean/std).
 """
@@ -40,18 +43,22 @@ import flax.linen as nn
 from affectjax import registry
 from affectjax.models.efficientnet import EFFICIENTNET_NAMES, EfficientNet, efficientnet
 from affectjax.models.emotieffnet import EmotiEffNet, emotieffnet, make_feature_fn
+from affectjax.models.hard_sharing import HardSharing, hard_sharing
 from affectjax.models.fcdensenet import FCDenseNet, TaskBatchNorm, fcdensenet
 from affectjax.models.fusion import Fusion, fusion
 from affectjax.models.ifan import IFAN, ifan
-from affectjax.models.resnet import ResNet, resnet18
+from affectjax.models.resnet import ResNet, resnet18, resnet34, resnet50
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     **{name: functools.partial(efficientnet, name) for name in EFFICIENTNET_NAMES},
     "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
     "emotieffnet": emotieffnet,
     "fcdensenet": fcdensenet,
     "ifan": ifan,
     "fusion": fusion,
+    "hard_sharing": hard_sharing,
 }
 
 
@@ -82,6 +89,7 @@ __all__ = [
     "EmotiEffNet",
     "FCDenseNet",
     "Fusion",
+    "HardSharing",
     "IFAN",
     "ResNet",
     "TaskBatchNorm",

@@ -24,10 +24,11 @@ EMBEDDING = {
 
 DENSE_PREDICTION = {"fcdensenet", "ifan"}  # no embedding: tests/models/test_fcdensenet.py, test_ifan.py
 SEQUENCE = {"fusion"}  # text/audio/visual sequences, not images: tests/models/test_fusion.py
+MULTI_TASK = {"hard_sharing"}  # a backbone above + heads: tests/models/test_hard_sharing.py
 
 
 def test_registry_is_documented_set():
-    assert set(models.MODELS) == set(EMBEDDING) | DENSE_PREDICTION | SEQUENCE
+    assert set(models.MODELS) == set(EMBEDDING) | DENSE_PREDICTION | SEQUENCE | MULTI_TASK
 
 
 def test_unknown_name_lists_choices():
