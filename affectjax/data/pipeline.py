@@ -32,6 +32,7 @@ from affectjax import registry
 from affectjax.data import preprocess as pp
 from affectjax.data.builders import DATASETS
 from affectjax.data.builders import MANUAL
+from affectjax.data.builders import common as builder_common
 
 Batch = dict[str, np.ndarray]
 
@@ -143,6 +144,8 @@ class Source:
     """A prepared TFDS split as a random-access source of contract examples.
 
     Scalars come back as 0-d numpy arrays of the feature's dtype; string keys are dropped.
+    An image set that does not store a `builders.common.READ_FILLED` key (``attr``) gets it
+    with its missing value (-1), so every image batch has the same keys.
     """
 
     def __init__(self, builder, split: str):
@@ -154,13 +157,17 @@ class Source:
         feats = builder.info.features
         self._dtypes = {k: feats[k].np_dtype for k in feats.keys()
                         if np.dtype(feats[k].np_dtype).kind not in "USO"}
+        self._fills = {k: builder_common.missing_value(k) for k in builder_common.READ_FILLED
+                       if "image" in feats.keys() and k not in feats.keys()}
         self._labels: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._ds)
 
     def _convert(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        return {k: np.asarray(record[k], dtype=d) for k, d in self._dtypes.items()}
+        out = {k: np.asarray(record[k], dtype=d) for k, d in self._dtypes.items()}
+        out.update((k, v.copy()) for k, v in self._fills.items())
+        return out
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         return self._convert(self._ds[int(index)])
@@ -170,6 +177,8 @@ class Source:
 
     def labels(self, key: str) -> np.ndarray:
         """All values of ``key`` stacked, read without decoding images or masks (cached)."""
+        if key in self._fills:
+            return np.repeat(self._fills[key][None], len(self), axis=0)
         if key not in self._labels:
             import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 

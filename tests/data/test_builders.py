@@ -1,11 +1,14 @@
 """TFDS builders round-trip: array_record in a temporary data_dir reads back the generators'
-examples exactly; a manual_dir builder over a tiny FER2013 csv fills the missing keys."""
+examples exactly; manual_dir builders over tiny FER2013 and CelebA layouts fill the missing
+keys; every image source carries the contract's ``attr`` (stored or filled as -1)."""
 
 import numpy as np
 import pytest
 
 from affectjax.data import pipeline
 from affectjax.data.builders import DATASETS
+from affectjax.data.builders import IMAGE_KEYS
+from affectjax.data.readers import CELEBA_ATTRIBUTES
 from affectjax.data.synthaffect import SynthAffect
 from affectjax.data.synthfaces import SynthFaces
 
@@ -29,10 +32,11 @@ def test_synthfaces_round_trip(tmp_path):
     for src, offset in ((train, 0), (val, 24)):
         for i in (0, 3, len(src) - 1):
             ex, ref = src[i], gen[offset + i]
-            assert set(ex) == set(ref) | {"va_mask", "landmarks_mask"}
+            assert set(ex) == set(ref) | {"va_mask", "landmarks_mask", "attr"}
             for k, v in ref.items():
                 assert ex[k].dtype == np.asarray(v).dtype, k
                 np.testing.assert_array_equal(ex[k], v, err_msg=k)
+            assert ex["attr"].dtype == np.int32 and (ex["attr"] == -1).all()  # filled on read
     assert "expr_clean" in train[0]
     labels = np.array([gen[i]["expr"] for i in range(24)])
     np.testing.assert_array_equal(pipeline.class_counts(train, "expr", 8),
@@ -92,6 +96,7 @@ def test_fer2013_manual_builder_fills_missing_keys(tmp_path):
         assert (ex["au"] == -1).all() and ex["au"].dtype == np.int32
         assert not ex["landmarks_mask"] and (ex["landmarks"] == 0).all()
         assert ex["parsing"].shape == (48, 48) and (ex["parsing"] == 255).all()
+        assert ex["attr"].shape == (40,) and (ex["attr"] == -1).all()
     np.testing.assert_array_equal(pipeline.class_counts(train),
                                   np.bincount([fer_to_abaw[c] for c in codes[:5]], minlength=8))
     val = pipeline.create_source(cfg, "validation")
@@ -153,9 +158,62 @@ def test_every_image_builder_declares_the_same_keys():
             continue
         builder = cls(data_dir="/nonexistent", config=cls.config_for(image_size=24, **cfg))
         feats = builder.info.features
-        assert set(feats.keys()) == {"image", "expr", "va", "va_mask", "au", "landmarks",
-                                     "landmarks_mask", "parsing"}, name
+        stored = set(IMAGE_KEYS) | ({"attr"} if name == "celeba" else set())
+        assert set(feats.keys()) == stored, name
         assert feats["image"].shape == (24, 24, 3)
+        if name == "celeba":
+            assert feats["attr"].shape == (40,) and feats["attr"].np_dtype == np.int32
+
+
+def _write_celeba(root, partition):
+    """The distributed CelebA layout: 8x8 JPEGs, the two lists with CelebA's header."""
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(1)
+    (root / "img_align_celeba").mkdir(parents=True)
+    rows, attrs = [str(len(partition)), " ".join(CELEBA_ATTRIBUTES) + " "], []
+    for i in range(len(partition)):
+        name = f"{i + 1:06d}.jpg"
+        Image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(root / "img_align_celeba" / name)
+        attrs.append(rng.choice([-1, 1], 40))
+        rows.append(name + "".join(f" {v:>2}" for v in attrs[-1]))
+    (root / "list_attr_celeba.txt").write_text("\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text(
+        "".join(f"{i + 1:06d}.jpg {p}\n" for i, p in enumerate(partition)))
+    return np.array(attrs)
+
+
+def test_celeba_manual_builder_stores_attr(tmp_path):
+    manual = tmp_path / "celeba"
+    attrs = _write_celeba(manual, [0, 1, 0, 2, 0])
+    cfg = _config(tmp_path, "celeba", image_size=8)
+    cfg.manual_dir = str(manual)
+    train = pipeline.create_source(cfg, "train")
+    sizes = [len(pipeline.create_source(cfg, s)) for s in ("train", "validation", "test")]
+    assert sizes == [3, 1, 1]
+    for i, row in enumerate((0, 2, 4)):
+        ex = train[i]
+        assert ex["attr"].dtype == np.int32
+        np.testing.assert_array_equal(ex["attr"], (attrs[row] + 1) // 2)
+        assert ex["image"].shape == (8, 8, 3) and abs(int(ex["image"].mean()) - 30 * row) <= 2
+        assert ex["expr"] == -1 and (ex["au"] == -1).all() and not ex["va_mask"]
+        assert not ex["landmarks_mask"] and (ex["parsing"] == 255).all()
+    batch = next(pipeline.Loader(train, batch_size=2, data_config=cfg).iterate())
+    assert batch["attr"].shape == (2, 40) and set(np.unique(batch["attr"])) <= {0, 1}
+
+
+def test_synthfaces_attributes_option_and_old_config_names(tmp_path):
+    cls = DATASETS["synthfaces"]
+    assert cls.config_for(attributes=False).name == cls.config_for().name
+    assert cls.config_for(attributes=True).name != cls.config_for().name
+    sizes = {"train": 6}
+    cfg = _config(tmp_path, "synthfaces", image_size=16, sizes=sizes, attributes=True)
+    src = pipeline.create_source(cfg, "train")
+    gen = SynthFaces(6, image_size=16, attributes=True)
+    for i in (0, 5):
+        np.testing.assert_array_equal(src[i]["attr"], gen[i]["attr"])
+        np.testing.assert_array_equal(src[i]["image"], gen[i]["image"])
+    assert (pipeline.read_labels(src, "attr") == gen.batch(range(6))["attr"]).all()
 
 
 def test_multimodal_manual_builder_over_a_mult_pickle(tmp_path):

@@ -266,3 +266,49 @@ def test_blur_matches_scipy_reference():
         ref = ndimage.correlate1d(ref, [0.25, 0.5, 0.25], axis=axis, mode="nearest")
     got = raster._binomial_blur(x.reshape(2, 3, 81), 9).reshape(x.shape)
     np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_attribute_view_follows_its_definitions():
+    # pylint: disable-next=import-outside-toplevel
+    from affectjax.data.synthfaces import SYNTHFACES_ATTRIBUTES
+    # pylint: disable-next=import-outside-toplevel
+    from affectjax.data.synthfaces.params import HAIR_COLOURS, HAIR_STYLES
+
+    noise = dict(kind="symmetric", rate=0.5, seed=0)
+    ds = SynthFaces(60, seed=2, image_size=16, domain="wild", label_noise=noise, attributes=True)
+    plain = SynthFaces(60, seed=2, image_size=16, domain="wild", label_noise=noise)
+    b, ref, p = ds.batch(range(60)), plain.batch(range(60)), ds.params(range(60))
+    assert set(b) == set(ref) | {"attr"} and "attr" not in plain[0]
+    for k in ref:  # the option adds a key and changes no other
+        np.testing.assert_array_equal(b[k], ref[k], err_msg=k)
+    assert len(SYNTHFACES_ATTRIBUTES) == 40 == len(set(SYNTHFACES_ATTRIBUTES))
+    assert b["attr"].shape == (60, 40) and b["attr"].dtype == np.int32
+    np.testing.assert_array_equal(ds[7]["attr"], b["attr"][7])
+    col = {n: b["attr"][:, k].astype(bool) for k, n in enumerate(SYNTHFACES_ATTRIBUTES)}
+    au = {a: b["au"][:, k].astype(bool) for k, a in enumerate(AU_IDS)}
+    for a in AU_IDS:
+        np.testing.assert_array_equal(col[f"AU{a}"], au[a])
+    for e, name in enumerate(EXPRESSIONS):  # the drawn class, not the noisy label
+        np.testing.assert_array_equal(col[name], b["expr_clean"] == e)
+    v, a = b["va"].T
+    hair = np.array(HAIR_COLOURS)[p["hair_colour"]]
+    style = np.array(HAIR_STYLES)[p["hair_style"]]
+    expected = {
+        "Positive_Valence": v > 0, "High_Arousal": a > 0,
+        "Calm": (abs(v) < 0.25) & (abs(a) < 0.25), "Strong_Expression": p["au"].max(1) >= 0.7,
+        "Smiling": au[6] & au[12], "Mouth_Open": au[25] | au[26], "Brows_Raised": au[1] | au[2],
+        "Black_Hair": (hair == "black") & (style != "bald"),
+        "Brown_Hair": np.isin(hair, ["dark_brown", "brown"]) & (style != "bald"),
+        "Blond_Hair": (hair == "blond") & (style != "bald"),
+        "Red_Hair": (hair == "red") & (style != "bald"),
+        "Gray_Hair": (hair == "grey") & (style != "bald"),
+        "Bald": style == "bald", "Bangs": style == "fringe", "Long_Hair": style == "long",
+        "Bun": style == "bun", "Pale_Skin": p["skin_tone"] < 0.25,
+        "Bushy_Eyebrows": p["brow_thick"] > 1.1, "Arched_Eyebrows": p["brow_arch"] > 1.1,
+        "Big_Nose": p["nose_w"] > 1.1}
+    assert len(expected) + 20 == 40
+    for name, value in expected.items():
+        np.testing.assert_array_equal(col[name], value, err_msg=name)
+    assert all(0 < col[n].sum() < 60 for n in ("Positive_Valence", "Long_Hair", "Pale_Skin"))
+    edited = dict(p, hair_style=np.zeros_like(p["hair_style"]), skin_tone=p["skin_tone"] * 0)
+    np.testing.assert_array_equal(ds.render(edited)["image"], b["image"])  # label-only fields

@@ -16,6 +16,7 @@ DATASETS = {
     "affwild2_mtl": manual.AffWild2MtlBuilder,
     "affwild2_expr": manual.AffWild2ExprBuilder,
     "rafdb": manual.RafdbBuilder,
+    "celeba": manual.CelebaBuilder,
     "fer2013": manual.Fer2013Builder,
     "mtfl": manual.MtflBuilder,
     "helen": manual.HelenBuilder,

@@ -14,7 +14,16 @@ key                   feature                      missing value
 ``au``                int32 (12,)                  -1
 ``landmarks``         float32 (5, 2)               0, with ``landmarks_mask`` False
 ``parsing``           uint8 (H, W), 11 Helen ids   255 everywhere (ignored)
+``attr``              int32 (40,), 0/1 attributes  -1 (filled when read, see below)
 ====================  ===========================  ==============================
+
+``attr`` holds 40 binary attributes: CelebA's (`affectjax.data.readers.CELEBA_ATTRIBUTES`)
+or SynthFaces' stand-in (``attributes=True``, `affectjax.data.synthfaces.SYNTHFACES_ATTRIBUTES`).
+Only the builders of those sets store it (`image_features(..., attributes=True)`); for every
+other image set `affectjax.data.pipeline.Source` adds it, all -1, when a split is read. So
+every image batch has the same keys, while data prepared before ``attr`` existed stays
+valid: storing it everywhere would change every builder's features, and TFDS cannot decode
+a prepared split whose stored features lack a declared key.
 
 Landmark convention (identical in every module): (x, y) in pixels of the stored image,
 continuous, pixel ``i`` covering ``[i, i + 1)``; order left eye, right eye, nose tip, left
@@ -31,7 +40,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+# Stored by every image builder.
 IMAGE_KEYS = ("image", "expr", "va", "va_mask", "au", "landmarks", "landmarks_mask", "parsing")
+NUM_ATTRIBUTES = 40
+# Stored only by the data sets that have them; read back as (shape, dtype, missing value).
+READ_FILLED: dict[str, tuple[tuple[int, ...], Any, int]] = {
+    "attr": ((NUM_ATTRIBUTES,), np.int32, -1)}
+CONTRACT_KEYS = IMAGE_KEYS + tuple(READ_FILLED)
 VERSION = tfds.core.Version("1.0.0")
 
 
@@ -60,8 +75,18 @@ def make_config(prefix: str, kwargs: Mapping[str, Any], *, salt: str = "") -> Af
                         description=blob)
 
 
-def image_features(height: int, width: int, extra: Mapping[str, Any] | None = None):
-    """The contract's image features at a fixed stored size, plus optional ``extra`` ones."""
+def missing_value(key: str) -> np.ndarray:
+    """The "missing" value of a `READ_FILLED` key, e.g. ``attr``: int32 (40,) of -1."""
+    shape, dtype, fill = READ_FILLED[key]
+    return np.full(shape, fill, dtype)
+
+
+def image_features(height: int, width: int, extra: Mapping[str, Any] | None = None, *,
+                   attributes: bool = False):
+    """The contract's image features at a fixed stored size, plus optional ``extra`` ones.
+
+    ``attributes=True`` adds ``attr`` (int32 (40,)), for the data sets that have it.
+    """
     feats = {
         "image": tfds.features.Image(shape=(height, width, 3), encoding_format="png"),
         "expr": tfds.features.Scalar(dtype=np.int32),
@@ -72,6 +97,8 @@ def image_features(height: int, width: int, extra: Mapping[str, Any] | None = No
         "landmarks_mask": tfds.features.Scalar(dtype=np.bool_),
         "parsing": tfds.features.Tensor(shape=(height, width), dtype=np.uint8, encoding="zlib"),
     }
+    if attributes:
+        feats["attr"] = tfds.features.Tensor(shape=(NUM_ATTRIBUTES,), dtype=np.int32)
     feats.update(extra or {})
     return tfds.features.FeaturesDict(feats)
 
@@ -81,7 +108,7 @@ def extra_features(example: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in example.items():
         arr = np.asarray(value)
-        if key in IMAGE_KEYS or arr.dtype.kind in "USO":
+        if key in CONTRACT_KEYS or arr.dtype.kind in "USO":
             continue
         out[key] = (tfds.features.Scalar(dtype=arr.dtype) if arr.ndim == 0
                     else tfds.features.Tensor(shape=arr.shape, dtype=arr.dtype))
@@ -96,7 +123,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def fill_image_example(example: Mapping[str, Any], size: tuple[int, int], *, where: str,
-                       keep: tuple[str, ...] = ()) -> dict[str, Any]:
+                       keep: tuple[str, ...] = (), attributes: bool = False) -> dict[str, Any]:
     """An example with every contract image key, missing ones filled, image as PNG bytes.
 
     Args:
@@ -104,9 +131,11 @@ def fill_image_example(example: Mapping[str, Any], size: tuple[int, int], *, whe
         size: the stored (height, width); the image must already have it.
         where: names the item in errors (e.g. "fer2013 train item 12").
         keep: extra numeric keys to carry over unchanged.
+        attributes: also write ``attr`` (the example's, int32 (40,) in -1/0/1; all -1 when
+            it has none), for a builder declaring ``image_features(..., attributes=True)``.
 
     Returns:
-        A dict ready for `image_features(*size)` (+ ``keep`` features).
+        A dict ready for `image_features(*size, attributes=attributes)` (+ ``keep``).
     """
     h, w = size
     image = np.asarray(example["image"])
@@ -132,6 +161,12 @@ def fill_image_example(example: Mapping[str, Any], size: tuple[int, int], *, whe
                       else np.asarray(parsing, np.uint8))
     if out["parsing"].shape != (h, w):
         raise ValueError(f"{where}: parsing {out['parsing'].shape} is not ({h}, {w})")
+    if attributes:
+        attr = np.asarray(example.get("attr", missing_value("attr")))
+        if attr.shape != (NUM_ATTRIBUTES,) or not np.isin(attr, (-1, 0, 1)).all():
+            raise ValueError(f"{where}: attr {attr.dtype}{attr.shape} is not {NUM_ATTRIBUTES} "
+                             "values in -1/0/1")
+        out["attr"] = attr.astype(np.int32)
     for key in keep:
         out[key] = np.asarray(example[key])
     return out

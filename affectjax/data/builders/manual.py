@@ -13,6 +13,7 @@ and fills the keys its data set lacks with the contract's "missing" values (see
 | `affwild2_mtl` | `read_affwild2_mtl`       | train, validation       |
 | `affwild2_expr`| `read_affwild2_expr`      | train, validation       |
 | `rafdb`        | `read_rafdb`              | train, test             |
+| `celeba`       | `read_celeba`             | train, validation, test |
 | `fer2013`      | `read_fer2013`            | train, validation, test |
 | `mtfl`         | `read_mtfl`               | train, test             |
 | `helen`        | `read_helen`              | train, validation, test |
@@ -21,6 +22,8 @@ and fills the keys its data set lacks with the contract's "missing" values (see
 | `mustard`      | `read_mustard`            | train, test             |
 
 The layout each expects under manual_dir is `LAYOUTS[name]` (and the reader's docstring).
+`celeba` also stores the contract's ``attr`` (its 40 attributes); the others leave it to
+be filled (all -1) when read.
 
 A reader option that changes which examples exist has its default written into the builder
 config (`ManualImageBuilder.READER_DEFAULTS`, e.g. AffectNet's ``drop_non_class=True``), so
@@ -46,6 +49,9 @@ LAYOUTS = {
     "affwild2_expr": "annotations/EXPR_Set/{Train_Set,Validation_Set}/<video>.txt + "
                      "cropped_aligned/<video>/<frame:05d>.jpg",
     "rafdb": "EmoLabel/list_patition_label.txt + Image/aligned/<name>_aligned.jpg",
+    "celeba": "img_align_celeba/<000001.jpg ...> + list_attr_celeba.txt (count line, the 40 "
+              "attribute names, then 'FILE -1 1 ...' per image) + list_eval_partition.txt "
+              "('FILE 0|1|2': train, validation, test)",
     "fer2013": "fer2013.csv (columns emotion,pixels,Usage)",
     "mtfl": "training.txt, testing.txt + the image folders they name (lfw_5590/, net_7876/)",
     "helen": "images/NAME.jpg, labels/NAME/NAME_lbl00.png..lbl10.png, "
@@ -62,7 +68,8 @@ LAYOUTS = {
 _SPLITS = {
     "affectnet": ("train", "validation"), "affwild2_mtl": ("train", "validation"),
     "affwild2_expr": ("train", "validation"),
-    "rafdb": ("train", "test"), "fer2013": ("train", "validation", "test"),
+    "rafdb": ("train", "test"), "celeba": ("train", "validation", "test"),
+    "fer2013": ("train", "validation", "test"),
     "mtfl": ("train", "test"), "helen": ("train", "validation", "test"),
     "image_folder": ("train",), "multimodal": ("train", "validation", "test"),
     "mustard": ("train", "test"),
@@ -75,12 +82,13 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
     Config kwargs: ``image_size`` (stored square size, default 112) and any keyword
     argument of the reader (e.g. ``crop_to_face`` or ``drop_non_class`` for AffectNet,
-    ``aligned`` for RAF-DB).
+    ``aligned`` for RAF-DB). ``ATTRIBUTES = True`` stores the contract's ``attr`` (CelebA).
     """
 
     VERSION = common.VERSION
     READER = ""
     READER_DEFAULTS: dict[str, Any] = {}  # reader options always named in the config
+    ATTRIBUTES = False  # whether examples carry ``attr`` (stored); else filled when read
     code_path = None  # no checksums file (TFDS would need importlib_resources)
 
     @classmethod
@@ -102,7 +110,8 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         size = int(self.builder_config.kwargs["image_size"])
         return tfds.core.DatasetInfo(
             builder=self, disable_shuffling=True, description=f"{self.name} (affectjax)",
-            features=common.image_features(size, size), metadata=tfds.core.MetadataDict())
+            features=common.image_features(size, size, attributes=self.ATTRIBUTES),
+            metadata=tfds.core.MetadataDict())
 
     def _split_generators(self, dl_manager):
         root = os.fspath(dl_manager.manual_dir)
@@ -124,7 +133,8 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         examples = self._read(root, split)
         for i, example in enumerate(examples):
             yield i, common.fill_image_example(example, (size, size),
-                                               where=f"{self.name} {split} item {i}")
+                                               where=f"{self.name} {split} item {i}",
+                                               attributes=self.ATTRIBUTES)
         if getattr(examples, "note", ""):
             self.info.metadata.setdefault("notes", {})[split] = examples.note
 
@@ -139,6 +149,7 @@ AffectNetBuilder = _image_builder("affectnet", READER_DEFAULTS={"drop_non_class"
 AffWild2MtlBuilder = _image_builder("affwild2_mtl")
 AffWild2ExprBuilder = _image_builder("affwild2_expr", READER_DEFAULTS={"drop_unlabelled": True})
 RafdbBuilder = _image_builder("rafdb")
+CelebaBuilder = _image_builder("celeba", ATTRIBUTES=True)
 Fer2013Builder = _image_builder("fer2013")
 MtflBuilder = _image_builder("mtfl")
 HelenBuilder = _image_builder("helen")

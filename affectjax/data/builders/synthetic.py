@@ -30,9 +30,12 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 
     Config kwargs: ``sizes`` (dict split -> number of examples) and the keyword arguments
     of `affectjax.data.synthfaces.SynthFaces` (``domain``, ``image_size``, ``seed``,
-    ``label_noise``). SynthFaces example ``i`` depends on (seed, domain, i) only, so the
-    splits are consecutive index ranges of one SynthFaces of length ``sum(sizes)``:
-    train ``[0, n_train)``, then validation, then test — disjoint and each reproducible.
+    ``label_noise``, ``attributes``). ``attributes=True`` stores the 40-attribute view as
+    ``attr``; ``attributes=False`` names the same config as leaving it out, so data prepared
+    before the option existed is found again. SynthFaces example ``i`` depends on (seed,
+    domain, i) only, so the splits are consecutive index ranges of one SynthFaces of length
+    ``sum(sizes)``: train ``[0, n_train)``, then validation, then test — disjoint and each
+    reproducible.
     """
 
     name = "synthfaces"
@@ -45,6 +48,8 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         """A config for these generation arguments (``sizes`` defaults to DEFAULT_SIZES)."""
         kwargs.setdefault("sizes", dict(cls.DEFAULT_SIZES))
         kwargs["sizes"] = {k: int(v) for k, v in dict(kwargs["sizes"]).items()}
+        if not kwargs.get("attributes", False):
+            kwargs.pop("attributes", None)  # the default: the config of older data
         for split in kwargs["sizes"]:
             if split not in SPLITS:
                 raise registry.unknown_name_error("builder_kwargs.sizes split", split, SPLITS)
@@ -75,7 +80,8 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         return tfds.core.DatasetInfo(
             builder=self, disable_shuffling=True,
             description="SynthFaces procedural faces (affectjax).",
-            features=common.image_features(h, w, common.extra_features(example)))
+            features=common.image_features(h, w, common.extra_features(example),
+                                           attributes="attr" in example))
 
     def _split_generators(self, dl_manager):
         del dl_manager
@@ -86,10 +92,12 @@ class SynthFacesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         # One example at a time: exactly `SynthFaces[i]` (and faster than `batch` on CPU).
         source = self.generator()
         h, w = self.info.features["image"].shape[:2]
-        keep = tuple(k for k in self.info.features.keys() if k not in common.IMAGE_KEYS)
+        feats = self.info.features.keys()
+        keep = tuple(k for k in feats if k not in common.CONTRACT_KEYS)
         for j, i in enumerate(indices):
             yield j, common.fill_image_example(source[i], (h, w),
-                                               where=f"synthfaces {split} item {j}", keep=keep)
+                                               where=f"synthfaces {split} item {j}", keep=keep,
+                                               attributes="attr" in feats)
 
 
 class SynthAffectBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -27,6 +27,9 @@ from affectjax.data.readers.affwild2 import read_affwild2_mtl
 from affectjax.data.readers.affwild2_expr import AffWild2ExprExamples
 from affectjax.data.readers.affwild2_expr import count_affwild2_expr
 from affectjax.data.readers.affwild2_expr import read_affwild2_expr
+from affectjax.data.readers.celeba import CELEBA_ATTRIBUTES
+from affectjax.data.readers.celeba import count_celeba
+from affectjax.data.readers.celeba import read_celeba
 from affectjax.data.readers.fer2013 import FER2013_TO_ABAW
 from affectjax.data.readers.fer2013 import count_fer2013
 from affectjax.data.readers.fer2013 import read_fer2013
@@ -50,6 +53,7 @@ READERS: dict[str, Callable] = {
     "affwild2_mtl": read_affwild2_mtl,
     "affwild2_expr": read_affwild2_expr,
     "rafdb": read_rafdb,
+    "celeba": read_celeba,
     "fer2013": read_fer2013,
     "mtfl": read_mtfl,
     "helen": read_helen,
@@ -63,6 +67,7 @@ COUNTERS: dict[str, Callable[..., int]] = {
     "affwild2_mtl": count_affwild2_mtl,
     "affwild2_expr": count_affwild2_expr,
     "rafdb": count_rafdb,
+    "celeba": count_celeba,
     "fer2013": count_fer2013,
     "mtfl": count_mtfl,
     "helen": count_helen,
@@ -79,11 +84,11 @@ def get_reader(name: str) -> Callable:
 
 __all__ = [
     "ABAW_EXPRESSIONS", "AFFECTNET_TO_ABAW", "AU_NAMES", "AffWild2ExprExamples",
-    "COUNTERS", "DataFormatError", "FER2013_TO_ABAW", "HELEN_CLASSES", "MOSEI_EMOTIONS",
-    "RAFDB_TO_ABAW", "READERS", "count_affectnet", "count_affwild2_expr",
-    "count_affwild2_mtl", "count_fer2013", "count_helen", "count_image_folder", "count_mtfl",
-    "count_multimodal_pickle", "count_mustard", "count_rafdb", "get_reader",
-    "landmarks5_from_68", "read_affectnet", "read_affwild2_expr", "read_affwild2_mtl",
-    "read_fer2013", "read_helen", "read_image_folder", "read_mtfl", "read_multimodal_pickle",
-    "read_mustard", "read_rafdb",
+    "CELEBA_ATTRIBUTES", "COUNTERS", "DataFormatError", "FER2013_TO_ABAW", "HELEN_CLASSES",
+    "MOSEI_EMOTIONS", "RAFDB_TO_ABAW", "READERS", "count_affectnet", "count_affwild2_expr",
+    "count_affwild2_mtl", "count_celeba", "count_fer2013", "count_helen",
+    "count_image_folder", "count_mtfl", "count_multimodal_pickle", "count_mustard",
+    "count_rafdb", "get_reader", "landmarks5_from_68", "read_affectnet",
+    "read_affwild2_expr", "read_affwild2_mtl", "read_celeba", "read_fer2013", "read_helen",
+    "read_image_folder", "read_mtfl", "read_multimodal_pickle", "read_mustard", "read_rafdb",
 ]

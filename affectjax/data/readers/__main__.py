@@ -2,11 +2,13 @@
 
     python -m affectjax.data.readers --reader=affectnet --path=/data/AffectNet --split=train
     python -m affectjax.data.readers --reader=fer2013 --path=/data/fer2013.csv --split=test
+    python -m affectjax.data.readers --reader=celeba --path=/data/celeba --split=val
     python -m affectjax.data.readers --reader=image_folder --path=/data/bnu --limit=0
 
 Prints the number of listed items, the keys of the first example (shape, dtype), and for
-the first ``--limit`` examples (0 = all) the ABAW expression histogram and label-mask
-rates.  A layout or format problem ends with the reader's one-line `DataFormatError`.
+the first ``--limit`` examples (0 = all) the ABAW expression histogram, label-mask
+rates and the positive rate of each AU and attribute.  A layout or format problem ends
+with the reader's one-line `DataFormatError`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def summarise(examples: list[dict]) -> list[str]:
         lines.append(f"au labelled: {np.mean(au >= 0):.3f}; active rate per AU: "
                      + " ".join(f"{n}={np.mean(au[:, i] == 1):.2f}"
                                 for i, n in enumerate(readers.AU_NAMES)))
+    if "attr" in examples[0]:
+        attr = np.stack([e["attr"] for e in examples])
+        lines.append("attr positive rate: " + " ".join(
+            f"{n}={r:.2f}" for n, r in zip(readers.CELEBA_ATTRIBUTES, np.mean(attr == 1, 0))))
     return lines
 
 

@@ -35,6 +35,13 @@ Generative story (per example i, all randomness from a generator seeded by (seed
    rendering (domain-dependent, see `domains.py`).
 8. Optional label noise (`affectjax.data.label_noise`): `expr` becomes the noisy label and
    `expr_clean` keeps the drawn one.
+9. Optional attribute view (``attributes=True``, `attributes.py`): `attr` int32 (40,) in 0/1,
+   the stand-in for CelebA's 40 binary attributes, named by `SYNTHFACES_ATTRIBUTES`: the 12
+   AUs, the 8 expressions one-vs-rest, 7 affect attributes (positive valence, high arousal,
+   calm, strong expression, smiling = AU6 + AU12, mouth open = AU25 or AU26, brows raised =
+   AU1 or AU2) and 13 appearance attributes (hair colour and style, pale skin, bushy or
+   arched eyebrows, big nose), each an exact function of the drawn parameters. Off by
+   default: without it the examples, and data prepared from them, are what they were.
 
 Landmarks are the deformed geometry's eye centres, nose tip and mouth corners after the pose
 transform, in pixels (x, y) of the stored image (pixel (j, i) covers [j, j + 1) x [i, i + 1),
@@ -47,6 +54,7 @@ Usage:
 
     ds = SynthFaces(10_000, seed=0, image_size=64, domain="wild")
     ex = ds[3]                 # dict: image, expr, va, va_mask, au, landmarks, ...
+    SynthFaces(100, attributes=True)[0]["attr"]   # int32 (40,), SYNTHFACES_ATTRIBUTES order
     batch = ds.batch(range(64))
     p = ds.params([3]); p["au"][:, 6] = 0.0; ds.render(p)   # same face without AU12
 
@@ -54,6 +62,7 @@ Usage:
     python -m affectjax.data.synthfaces --bench
 """
 
+from affectjax.data.synthfaces.attributes import SYNTHFACES_ATTRIBUTES, attributes_from_params
 from affectjax.data.synthfaces.dataset import SynthFaces
 from affectjax.data.synthfaces.domains import DOMAINS, Domain, get_domain
 from affectjax.data.synthfaces.geometry import landmarks
@@ -69,4 +78,4 @@ PARSING_CLASSES = ("background", "skin", "left_brow", "right_brow", "left_eye", 
 
 __all__ = ["SynthFaces", "DOMAINS", "Domain", "get_domain", "render", "sample_params",
            "landmarks", "EXPRESSIONS", "AU_IDS", "PROTOTYPES", "CIRCUMPLEX", "PARSING_CLASSES",
-           "RENDERER_VERSION"]
+           "RENDERER_VERSION", "SYNTHFACES_ATTRIBUTES", "attributes_from_params"]

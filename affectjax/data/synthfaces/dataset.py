@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from affectjax.data import label_noise as label_noise_lib
+from affectjax.data.synthfaces import attributes as attributes_lib
 from affectjax.data.synthfaces import params as params_lib
 from affectjax.data.synthfaces import render as render_lib
 from affectjax.data.synthfaces.domains import get_domain
@@ -27,10 +28,14 @@ class SynthFaces:
       domain: a key of `DOMAINS` ("studio", "wild", "grayscale_lowres").
       label_noise: None or dict(kind="symmetric"|"class_dependent", rate=0.2, seed=0); the
         noisy label goes to `expr` and the clean one to `expr_clean`.
+      attributes: add `attr`, int32 (40,) in 0/1: the attribute view of
+        `attributes.SYNTHFACES_ATTRIBUTES` (a stand-in for CelebA). Off by default, so
+        examples keep their keys; it changes no other key.
     """
 
     def __init__(self, num_examples: int, *, seed: int = 0, image_size: int = 64,
-                 domain: str = "studio", label_noise: dict[str, Any] | None = None):
+                 domain: str = "studio", label_noise: dict[str, Any] | None = None,
+                 attributes: bool = False):
         if int(num_examples) < 0:
             raise ValueError(f"num_examples must be non-negative, got {num_examples}")
         if int(seed) < 0:
@@ -42,6 +47,7 @@ class SynthFaces:
         self.domain = domain
         self.spec = get_domain(domain)
         self.label_noise = label_noise_lib.check_spec(label_noise)
+        self.attributes = bool(attributes)
         rs = self.spec.render_scale
         self.render_size = None if rs >= 1 else max(8, round(self.image_size * rs))
 
@@ -85,6 +91,8 @@ class SynthFaces:
             if self.label_noise is not None:
                 out["expr_clean"] = p["expr"]
                 out["expr"] = label_noise_lib.flip_labels(p["expr"], chunk, **self.label_noise)
+            if self.attributes:
+                out["attr"] = attributes_lib.attributes_from_params(p)
             parts.append(out)
         if len(parts) == 1:
             return parts[0]
@@ -99,4 +107,5 @@ class SynthFaces:
     def __repr__(self) -> str:
         return (f"SynthFaces(num_examples={self.num_examples}, seed={self.seed}, "
                 f"image_size={self.image_size}, domain={self.domain!r}, "
-                f"label_noise={self.label_noise})")
+                f"label_noise={self.label_noise}"
+                + (", attributes=True)" if self.attributes else ")"))

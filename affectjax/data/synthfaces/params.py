@@ -17,7 +17,7 @@ from affectjax.data.synthfaces.domains import Domain, domain_key, get_domain
 
 _SKIN_LIGHT = np.array([0.96, 0.80, 0.69])
 _SKIN_DARK = np.array([0.36, 0.23, 0.16])
-_HAIR_PALETTE = np.array([
+_HAIR_PALETTE = np.array([  # rows in the order of HAIR_COLOURS
     [0.08, 0.06, 0.05],  # black
     [0.25, 0.15, 0.08],  # dark brown
     [0.48, 0.32, 0.17],  # brown
@@ -25,7 +25,7 @@ _HAIR_PALETTE = np.array([
     [0.62, 0.27, 0.12],  # red
     [0.72, 0.72, 0.72],  # grey
 ])
-_HAIR_STYLES = ("short", "long", "fringe", "bald", "bun")
+HAIR_STYLES = ("short", "long", "fringe", "bald", "bun")
 # Per style: back_on, back_cy, back_rx, back_ry, back_down, cap_on, hairline_y0,
 # hairline_curv, side_limit. Canonical face frame: x right, y down, face centre near 0.
 _HAIR_TABLE = np.array([
@@ -42,6 +42,10 @@ PARAM_KEYS = (
     "mouth_y", "lip_u", "lip_l", "skin", "hair", "lip", "iris", "clothes", "bg", "hair_geom",
     "clutter", "bg_blocks", "bg_blobs", "light_angle", "light", "tint", "blur", "noise",
     "noise_seed", "occ_on", "occ_geom", "occ_col", "saturation")
+# Label-only fields: the draws behind `skin`, `hair` and `hair_geom` (0 = lightest tone; an
+# index into HAIR_COLOURS and HAIR_STYLES). Editing them does not change the render.
+LABEL_KEYS = ("skin_tone", "hair_colour", "hair_style")
+HAIR_COLOURS = ("black", "dark_brown", "brown", "blond", "red", "grey")
 
 
 _IRIS = np.array([[0.25, 0.15, 0.08], [0.35, 0.5, 0.7], [0.35, 0.45, 0.25], [0.12, 0.08, 0.05]])
@@ -98,7 +102,8 @@ def _from_uniforms(u: np.ndarray, blocks: np.ndarray, dom: Domain) -> dict[str, 
     tone = col()[:, None]
     p["skin"] = np.clip(_SKIN_LIGHT + (_SKIN_DARK - _SKIN_LIGHT) * tone
                         + 0.05 * (col(3) - 0.5), 0, 1)
-    hair = _HAIR_PALETTE[np.minimum((col() * len(_HAIR_PALETTE)).astype(int), 5)]
+    colour = np.minimum((col() * len(_HAIR_PALETTE)).astype(int), 5)
+    hair = _HAIR_PALETTE[colour]
     p["hair"] = np.clip(hair * (0.8 + 0.35 * col()[:, None]) + 0.04 * (col(3) - 0.5), 0, 1)
     p["lip"] = np.clip(0.55 * p["skin"] + 0.45 * np.array([0.72, 0.22, 0.25])
                        + 0.08 * (col(3) - 0.5), 0, 1)
@@ -127,6 +132,8 @@ def _from_uniforms(u: np.ndarray, blocks: np.ndarray, dom: Domain) -> dict[str, 
         [-0.4, -0.3, 0.12, 0.08, 0.0, 0.0])
     p["occ_col"] = col(3)
     p["saturation"] = np.full(b, 0.0 if dom.grayscale else 1.0)
+    # Label-only copies of discrete draws (the attribute view reads them; render does not).
+    p["skin_tone"], p["hair_colour"], p["hair_style"] = tone[:, 0], colour, style
     return p
 
 
@@ -144,8 +151,8 @@ def sample_params(indices: Sequence[int], *, seed: int, domain: str) -> dict[str
 
     Returns:
       dict of arrays with leading batch axis len(indices): `expr` int32, `au` float32 (B, 12)
-      intensities in [0, 1] (0 = inactive), `va` float32 (B, 2), and the nuisance/appearance
-      fields of `PARAM_KEYS` (float64).
+      intensities in [0, 1] (0 = inactive), `va` float32 (B, 2), the nuisance/appearance
+      fields of `PARAM_KEYS` (float64) and the label-only fields of `LABEL_KEYS`.
     """
     dom = get_domain(domain)
     key = domain_key(domain)
