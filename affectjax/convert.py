@@ -23,6 +23,9 @@ Command line (a state dict or a whole pickled model, e.g. the MT-EmotiEffNet aut
     python -m affectjax.convert SRC.pt --arch emotieffnet --out DIR [--num-classes N]
         [--head-order alphabetical|abaw]
 
+`--arch` is a timm name (`TIMM_NAMES`: the EfficientNets and `emotieffnet`) or a
+torchvision one (`TORCHVISION_NAMES`: `resnet18`, `resnet34`, `resnet50`).
+
 writes `DIR/variables/` (an Orbax `StandardCheckpointer` checkpoint of the PyTree
 `{"params", "batch_stats"}`) and `DIR/meta.json` (`arch`, `model_kwargs` for
 `affectjax.models.create`, `source`, and for `emotieffnet` `head_order` and
@@ -80,8 +83,8 @@ HEAD_ORDERS = ("alphabetical", "abaw")
 _LEGACY_HEAD_ORDERS = {"affectnet": "alphabetical"}  # earlier name of the unpermuted order
 
 TIMM_NAMES = tuple(n for n in models.MODELS if "efficientnet" in n) + ("emotieffnet",)
-TORCHVISION_NAMES = ("resnet18",)
-_CLASSIFIER_KEY = {"resnet18": "fc.weight"}
+TORCHVISION_NAMES = ("resnet18", "resnet34", "resnet50")
+_CLASSIFIER_KEY = {name: "fc.weight" for name in TORCHVISION_NAMES}
 
 
 class ConversionError(ValueError):

@@ -1,6 +1,7 @@
 """affectjax.convert: key mapping errors, head permutation and the command-line round trip."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import pytest
 import timm
 import torch
 import torchvision
+from flax import traverse_util
 
 from affectjax import convert, labels, models
 from affectjax.data import readers
@@ -32,6 +34,33 @@ def test_resnet_converts_with_expected_layout(resnet_state):
     np.testing.assert_array_equal(stats["layer1_1"]["bn2"]["var"], resnet_state["layer1.1.bn2.running_var"].numpy())
     np.testing.assert_array_equal(params["bn1"]["scale"], resnet_state["bn1.weight"].numpy())
     assert params["fc"]["kernel"].shape == (512, 5)
+
+
+def test_resnet50_cli_round_trip_fills_every_variable_from_its_torchvision_array(tmp_path):
+    """`python -m affectjax.convert --arch resnet50` on a state dict, read back: every
+    torchvision array lands, transposed, under its name (written out here independently of
+    the converter: `.<digits>` -> `_<digits>`, conv weight -> kernel, BN weight -> scale)."""
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet50(weights=None, num_classes=5)
+    state = ref.state_dict()
+    torch.save(state, tmp_path / "resnet50.pth")
+    convert.main([str(tmp_path / "resnet50.pth"), "--arch", "resnet50", "--out", str(tmp_path / "out")])
+    variables, meta = convert.load_converted(str(tmp_path / "out"))
+    assert meta["arch"] == "resnet50" and meta["model_kwargs"] == {"num_classes": 5}
+    n_params = sum(x.size for x in jax.tree.leaves(variables["params"]))
+    assert n_params == sum(p.numel() for p in ref.parameters()) == 25_557_032 - 995 * 2049
+
+    flat = traverse_util.flatten_dict(variables, sep="/")
+    arrays = {k: v.numpy() for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert len(flat) == len(arrays) == 267  # 53 conv kernels, 53 BN x 4, fc kernel and bias
+    leaves = {"running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var"), "bias": ("params", "bias")}
+    for key, value in arrays.items():
+        module, leaf = re.sub(r"\.(\d+)", r"_\1", key).rsplit(".", 1)
+        collection, name = leaves.get(leaf, ("params", "kernel" if value.ndim > 1 else "scale"))
+        expected = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+        np.testing.assert_array_equal(flat[f"{collection}/{module.replace('.', '/')}/{name}"], expected, err_msg=key)
+    assert flat["params/layer2_0/conv2/kernel"].shape == (3, 3, 128, 128)  # stride-2 3x3 ("v1.5")
+    assert flat["params/layer4_0/downsample_0/kernel"].shape == (1, 1, 1024, 2048)
 
 
 def test_timm_depthwise_and_squeeze_excite_layout():

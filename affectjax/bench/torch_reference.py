@@ -1,7 +1,7 @@
 """The PyTorch side of `python -m affectjax.bench`: reference models and their timing.
 
 `torch_reference` builds the model an affectjax model is measured against (timm's model of
-the same name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
+the same name; torchvision's ResNet-18/34/50; for `efficientnet_tiny` and `emotieffnet` timm's
 `EfficientNet` built from the same block strings), and `bench_torch` times it exactly as
 `affectjax.bench.core.bench_affectjax` times affectjax (same record keys);
 `make_torch_cct_step` is the M-network CCT step that `affectjax.bench.cct` times. torch,
@@ -24,8 +24,8 @@ def torch_reference(name: str, module: Any) -> Any:
     import torchvision
     from timm.models._efficientnet_builder import decode_arch_def, round_channels
 
-    if name == "resnet18":
-        return torchvision.models.resnet18(num_classes=module.num_classes)
+    if name in ("resnet18", "resnet34", "resnet50"):
+        return getattr(torchvision.models, name)(num_classes=module.num_classes)
     drop = dict(drop_rate=module.drop_rate, drop_path_rate=module.drop_path_rate)
     if name in timm.list_models():
         return timm.create_model(name, num_classes=module.num_classes, **drop)

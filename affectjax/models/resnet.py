@@ -1,16 +1,24 @@
-"""ResNet-18 in torchvision's layout (the CCT backbone).
+"""ResNet-18, -34 and -50 in torchvision's layout (ResNet-18 is the CCT backbone).
 
-He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), Table 1 (18-layer
-column) with torchvision's `BasicBlock` (stride on the first 3x3 conv, 1x1/stride
-projection + BN on the shortcut when the shape changes). Parameter names mirror
-torchvision's state-dict keys with indices joined by `_` (`layer2.0.downsample.0.weight`
--> `params/layer2_0/downsample_0/kernel`), see `affectjax.convert.from_torchvision`.
+He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), Table 1 (18-, 34-
+and 50-layer columns) with torchvision's blocks: `BasicBlock` (two 3x3 convs, stride on the
+first) and `Bottleneck` (1x1 -> 3x3 -> 1x1 with expansion 4, stride on the 3x3: the "v1.5"
+variant), each with a 1x1/stride projection + BN on the shortcut when the shape changes.
+Parameter names mirror torchvision's state-dict keys with indices joined by `_`
+(`layer2.0.downsample.0.weight` -> `params/layer2_0/downsample_0/kernel`), see
+`affectjax.convert.from_torchvision`.
+
+| name | block | stage depths | `embedding` | parameters (1000 classes) |
+|---|---|---|---|---|
+| `resnet18` | `BasicBlock` | 2, 2, 2, 2 | 512 | 11,689,512 |
+| `resnet34` | `BasicBlock` | 3, 4, 6, 3 | 512 | 21,797,672 |
+| `resnet50` | `Bottleneck` | 3, 4, 6, 3 | 2048 | 25,557,032 |
 
 Outputs of `apply(variables, images, train=...)`: `({"logits": (B, num_classes)},
 intermediates)` with intermediates `stem` (after the max pool, stride 4, 64 channels),
 `stage_0` ... `stage_3` (`layer1` ... `layer4`, strides 4, 8, 16, 32; 64, 128, 256, 512
-channels) and `embedding` (B, 512). `num_classes=0` drops the classifier and returns the
-embedding as `logits`.
+channels times the block's expansion, 1 or 4) and `embedding` (B, 512 or 2048).
+`num_classes=0` drops the classifier and returns the embedding as `logits`.
 
 On the CPU the stem's 3x3/2 max pool runs as `max_pool_shift` (maximum of shifted strided
 slices, with a custom VJP routing each output gradient to the first maximum of its
@@ -20,7 +28,7 @@ window, as PyTorch does): XLA's CPU lowering of the `select_and_scatter` gradien
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import functools
 
@@ -216,7 +224,16 @@ def _conv(features: int, kernel: int, stride: int, dtype: Dtype | None, name: st
 
 
 class BasicBlock(nn.Module):
-    """conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN, + shortcut, -> ReLU."""
+    """conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN, + shortcut, -> ReLU (torchvision).
+
+    Attributes:
+        features: channels of both convolutions and of the output (`expansion` 1).
+        stride: stride of the first convolution and of the shortcut projection.
+        dtype: computation dtype.
+        conv_impl: see `Conv.impl`.
+    """
+
+    expansion: ClassVar[int] = 1
 
     features: int
     stride: int = 1
@@ -225,24 +242,65 @@ class BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        shortcut = x
         y = _conv(self.features, 3, self.stride, self.dtype, "conv1", self.conv_impl)(x)
         y = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn1")(y, train))
         y = _conv(self.features, 3, 1, self.dtype, "conv2", self.conv_impl)(y)
         y = BatchNorm(1e-5, dtype=self.dtype, name="bn2")(y, train)
-        if self.stride != 1 or x.shape[-1] != self.features:
-            shortcut = _conv(self.features, 1, self.stride, self.dtype, "downsample_0", self.conv_impl)(x)
-            shortcut = BatchNorm(1e-5, dtype=self.dtype, name="downsample_1")(shortcut, train)
-        return nn.relu(y + shortcut)
+        return nn.relu(y + _shortcut(x, self.features, self.stride, self.dtype, self.conv_impl, train))
+
+
+class Bottleneck(nn.Module):
+    """conv1x1 -> BN -> ReLU -> conv3x3(stride) -> BN -> ReLU -> conv1x1 (x4) -> BN,
+    + shortcut, -> ReLU (torchvision's `Bottleneck`, stride on the 3x3: "ResNet v1.5").
+
+    Attributes:
+        features: channels of the 1x1 and 3x3 convolutions; the output has
+            `expansion * features` (torchvision's `planes`; `groups=1`, `base_width=64`).
+        stride: stride of the 3x3 convolution and of the shortcut projection.
+        dtype: computation dtype.
+        conv_impl: see `Conv.impl`.
+    """
+
+    expansion: ClassVar[int] = 4
+
+    features: int
+    stride: int = 1
+    dtype: Dtype | None = None
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        out = self.features * self.expansion
+        y = _conv(self.features, 1, 1, self.dtype, "conv1", self.conv_impl)(x)
+        y = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn1")(y, train))
+        y = _conv(self.features, 3, self.stride, self.dtype, "conv2", self.conv_impl)(y)
+        y = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn2")(y, train))
+        y = _conv(out, 1, 1, self.dtype, "conv3", self.conv_impl)(y)
+        y = BatchNorm(1e-5, dtype=self.dtype, name="bn3")(y, train)
+        return nn.relu(y + _shortcut(x, out, self.stride, self.dtype, self.conv_impl, train))
+
+
+def _shortcut(x: jax.Array, features: int, stride: int, dtype: Dtype | None, impl: str, train: bool) -> jax.Array:
+    """Identity, or 1x1/stride conv + BN (`downsample.0`/`.1`) when the shape changes.
+
+    Called inside the block's compact `__call__`, so the modules are the block's children.
+    """
+    if stride == 1 and x.shape[-1] == features:
+        return x
+    x = _conv(features, 1, stride, dtype, "downsample_0", impl)(x)
+    return BatchNorm(1e-5, dtype=dtype, name="downsample_1")(x, train)
 
 
 class ResNet(nn.Module):
-    """torchvision ResNet with basic blocks.
+    """torchvision ResNet.
 
     Attributes:
-        stage_sizes: blocks per stage ((2, 2, 2, 2) for ResNet-18).
+        stage_sizes: blocks per stage ((2, 2, 2, 2) for ResNet-18, (3, 4, 6, 3) for
+            ResNet-34 and -50).
+        block_cls: `BasicBlock` or `Bottleneck`.
         num_classes: classifier outputs (0 = none).
-        width: channels of the first stage (doubled per stage).
+        width: `features` of the first stage's blocks (doubled per stage), and the stem's
+            output channels.
         dtype: computation dtype (parameters stay float32); logits are float32.
         pool_impl: stem max pool: `'xla'` (`nn.max_pool`), `'shift'` (`max_pool_shift`)
             or `'auto'` (`'shift'` when JAX's default backend is the CPU, else `'xla'`).
@@ -251,6 +309,7 @@ class ResNet(nn.Module):
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    block_cls: Any = BasicBlock
     num_classes: int = 1000
     width: int = 64
     dtype: Dtype | None = None
@@ -278,7 +337,8 @@ class ResNet(nn.Module):
         for i, size in enumerate(self.stage_sizes):
             for j in range(size):
                 stride = 2 if i > 0 and j == 0 else 1
-                x = BasicBlock(self.width * 2**i, stride, self.dtype, self.conv_impl, name=f"layer{i + 1}_{j}")(x, train)
+                block = self.block_cls(self.width * 2**i, stride, self.dtype, self.conv_impl, name=f"layer{i + 1}_{j}")
+                x = block(x, train)
             inter[f"stage_{i}"] = x
         embedding = jnp.mean(x, axis=(1, 2), dtype=jnp.float32).astype(x.dtype)
         inter["embedding"] = embedding
@@ -297,4 +357,14 @@ class ResNet(nn.Module):
 
 def resnet18(**kwargs: Any) -> ResNet:
     """torchvision `resnet18` (11,689,512 parameters with 1000 classes)."""
-    return ResNet(stage_sizes=(2, 2, 2, 2), **kwargs)
+    return ResNet(stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock, **kwargs)
+
+
+def resnet34(**kwargs: Any) -> ResNet:
+    """torchvision `resnet34` (21,797,672 parameters with 1000 classes)."""
+    return ResNet(stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock, **kwargs)
+
+
+def resnet50(**kwargs: Any) -> ResNet:
+    """torchvision `resnet50` (25,557,032 parameters with 1000 classes)."""
+    return ResNet(stage_sizes=(3, 4, 6, 3), block_cls=Bottleneck, **kwargs)

@@ -18,6 +18,8 @@ EMBEDDING = {
     "tf_efficientnet_b2": 1408,
     "efficientnet_tiny": 64,
     "resnet18": 512,
+    "resnet34": 512,
+    "resnet50": 2048,
     "emotieffnet": 1280,
 }
 
@@ -55,7 +57,7 @@ def test_output_contract_shapes(name):
     assert outputs["logits"].shape == (2, 10)
     assert outputs["logits"].dtype == jnp.float32
     assert inter["embedding"].shape == (2, EMBEDDING[name])
-    n_stages = 4 if name == "resnet18" else (4 if name == "efficientnet_tiny" else 7)
+    n_stages = 4 if name.startswith("resnet") or name == "efficientnet_tiny" else 7
     assert [k for k in inter if k.startswith("stage_")] == [f"stage_{i}" for i in range(n_stages)]
     assert inter["stem"].ndim == 4
     last = inter[f"stage_{n_stages - 1}"]
