@@ -12,6 +12,7 @@ def base_config() -> ml_collections.ConfigDict:
     """The defaults: MT-EmotiEffNet on SynthFaces, Adam, one full phase."""
     c = ml_collections.ConfigDict()
     c.seed = 0  # model init, data order, augmentation and dropout all derive from it.
+    c.init_seed = -1  # >= 0: the model's initial weights from this seed instead of `seed`.
     c.method = "emotieffnet"  # key of affectjax.methods.METHODS.
     # Model: affectjax.models.create(name, **rest).
     c.model = ml_collections.ConfigDict(dict(
@@ -132,4 +133,33 @@ def fusion_config(*, epochs: int) -> ml_collections.ConfigDict:
     c.optimizer.sam_rho = 0.0
     c.optimizer.weight_decay = 1e-5
     c.log_every_steps = 20
+    return c
+
+
+def balance_config(*, epochs: int) -> ml_collections.ConfigDict:
+    """The EMA loss-balancing study (paper 5) on `base_config`: the ``mtl`` method.
+
+    Hard parameter sharing (``model.backbone`` + a head per task), Adam, no SAM, one full
+    phase; every balancer starts from the same weights (``init_seed`` 0) while ``seed``
+    drives the data order and dropout. ``balancer.<name>`` sub-sections hold each
+    balancer's own hyper-parameters (the paper: beta 0.1 for Aff-Wild2 and AffectNet, 0.2
+    for CelebA; DWA's T = 2; GradNorm's alpha = 1.5; UW's s_k from -0.5), so a sweep over
+    ``balancer.name`` needs no other change.
+    """
+    c = base_config()
+    c.method = "mtl"
+    c.init_seed = 0
+    c.model = ml_collections.ConfigDict(dict(
+        name="hard_sharing", backbone="resnet50", backbone_kwargs=dict(), dropout=0.0))
+    c.mtl = ml_collections.ConfigDict(dict(
+        tasks="va+expr+au",  # task kinds joined by "+": va, expr, au, attr
+        num_expressions=8,  # expr head width
+        attributes=(),  # attr: the attribute names (one balancer task each)
+        loss_scale=dict()))  # task -> constant factor on its raw loss (e.g. au: 100)
+    c.balancer = ml_collections.ConfigDict(dict(
+        name="ew",  # ew | fixed | uw | dwa | gradnorm | ema | rema | dwema
+        ema=dict(beta=0.1), rema=dict(beta=0.1), dwema=dict(beta=0.1, temperature=2.0),
+        dwa=dict(temperature=2.0), gradnorm=dict(alpha=1.5), uw=dict(init_log_var=-0.5)))
+    c.phases.full.epochs = epochs
+    c.optimizer.sam_rho = 0.0
     return c

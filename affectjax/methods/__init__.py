@@ -21,6 +21,7 @@ from affectjax.methods.emotieffnet import mtl_report
 from affectjax.methods.emotieffnet import pretrain
 from affectjax.methods.fusion import method as fusion
 from affectjax.methods.ifan import pipeline as ifan
+from affectjax.methods.mtl import method as mtl
 from affectjax.train import loop
 from affectjax.train.errors import ConfigError
 from affectjax.train.method import Method
@@ -32,6 +33,7 @@ METHODS: dict[str, Method] = {
     "cct": cct.CCT,
     "ifan": ifan.IFAN,
     "fusion": fusion.FUSION,
+    "mtl": mtl.MTL,
 }
 
 

@@ -218,6 +218,36 @@ def _pipeline_data(config: Any, *, seed: int) -> tuple[Any, Any, Any]:
     return train_loader, eval_loader, train_source
 
 
+def create_balancer(bcfg: dict[str, Any]):
+    """The balancer of a ``config.balancer`` section: ``name`` and its keyword arguments.
+
+    A sub-section named after a balancer holds arguments for that balancer only
+    (``balancer.ema.beta=0.2``), so one config serves a sweep over ``balancer.name``;
+    arguments outside any sub-section go to whichever balancer is named.
+    """
+    from affectjax import balancing  # pylint: disable=import-outside-toplevel
+    bcfg = dict(bcfg)
+    name = bcfg.pop("name", "ew")
+    own = {k: bcfg.pop(k) for k in list(bcfg) if k in balancing.BALANCERS}
+    kwargs = {**bcfg, **dict(own.get(name) or {})}
+    try:
+        return balancing.create(name, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"config.balancer: {name} takes no such argument ({exc}); "
+                          f"given {sorted(kwargs)}") from None
+
+
+def init_keys(config: Any) -> tuple[jax.Array, jax.Array]:
+    """``(model init key, training key)`` from ``config.seed``; ``config.init_seed`` >= 0
+    fixes the initial weights apart from the seed (every balancer of a study starts from
+    the same weights while the data order and dropout follow the seed)."""
+    init_rng, rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    init_seed = config.get("init_seed", -1)
+    if init_seed is not None and int(init_seed) >= 0:
+        init_rng = jax.random.fold_in(jax.random.PRNGKey(int(init_seed)), 0x1417)
+    return init_rng, rng
+
+
 def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     """Resolves `config` into a ready-to-train `RunSetup` of `method` (module docstring)."""
     del workdir
@@ -242,7 +272,7 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
                               f"it at 'ew', got {bcfg['name']!r}")
         balancer = method.make_balancer(config)
     else:
-        balancer = balancing.create(bcfg.pop("name"), **bcfg)
+        balancer = create_balancer(bcfg)
     if method.make_data is None:
         pipeline.get_builder_class(config.data.name)
     if config.optimizer.name not in optim.OPTIMIZERS:
@@ -272,8 +302,7 @@ def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     phases = build_phases(config, method.groups, steps_per_epoch)
     loss_fn = method.make_loss(config, train_source)
 
-    root = jax.random.PRNGKey(config.seed)
-    init_rng, rng = jax.random.split(root)
+    init_rng, rng = init_keys(config)
     sample = next(iter(eval_loader.eval_batches()))
     sample = {k: np.asarray(v)[:1] for k, v in sample.items()
               if np.asarray(v).dtype.kind in "biuf"}
