@@ -69,22 +69,38 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _parts(point: str) -> list[tuple[str, str]]:
+    """``"a.b=1,c=x,y"`` -> ``[("a.b", "1"), ("c", "x,y")]`` (a point's overrides)."""
+    return [(k, v) for k, _, v in (p.partition("=") for p in
+                                  re.split(r",(?=[A-Za-z_][\w.]*=)", point))]
+
+
+def _label(point: str, keys: set[str]) -> str:
+    """A tick label: the value alone when the sweep varies one key, else short pairs."""
+    parts = _parts(point)
+    if len(keys) == 1:
+        return parts[0][1].replace("+", "+\n")
+    return "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in parts)
+
+
 def plot_table(table: dict[str, dict[str, dict[str, float]]], path: str) -> str:
-    """The headline metrics of every point as grouped bars with the seeds' std."""
+    """The headline metrics of every point with the seeds' std (the axis spans the data)."""
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
     task = _task(table)
     columns = TASK_COLUMNS[task]
     points = list(table)
+    keys = {k for p in points for k, _ in _parts(p)}
     x = np.arange(len(points))
-    width = 0.8 / len(columns)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(points) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(points) + 2), 4))
     for i, (key, label) in enumerate(columns):
         mean = [100 * table[p].get(key, {}).get("mean", np.nan) for p in points]
         std = [100 * table[p].get(key, {}).get("std", 0.0) for p in points]
-        ax.bar(x + (i - (len(columns) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
-               label=label)
-    ax.set_xticks(x, [p.replace(",", "\n") for p in points], fontsize=7)
-    ax.set(ylabel="%", title=f"{task} (mean ± std over seeds)")
+        ax.errorbar(x + (i - (len(columns) - 1) / 2) * 0.15, mean, yerr=std, fmt="o",
+                    capsize=4, label=label)
+    ax.set_xticks(x, [_label(p, keys) for p in points], fontsize=8)
+    title = f"{task}: " + (next(iter(keys)) if len(keys) == 1 else "grid")
+    ax.set(ylabel="% (mean ± std over seeds)", title=title)
+    ax.grid(axis="y", alpha=0.3)
     return plots.save_figure(fig, path, axes=(ax,))
 
 
