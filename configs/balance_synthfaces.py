@@ -17,8 +17,9 @@ builder_kwargs.domain=wild`` runs it.
 
 ``:quick,scaled`` multiplies the AU loss by 100 before the balancer (``mtl.loss_scale.
 au=100``), the setting of one task's loss dwarfing the others that EMA is meant for.
-``fixed`` weights are 1 / (each task's loss at initialisation, measured on this config:
-``balancer.fixed.weights``), the static counterpart of EMA's 1 / moving average.
+``fixed`` weights are 1 / (each task's loss at initialisation, when every prediction is
+uninformative: CCC loss 1, CE ln 8, BCE ln 2; times 1/100 for the scaled AU loss), the
+static counterpart of EMA's 1 / moving average.
 
 Tables 1-2 in miniature (docs/balancing.md), three seeds each:
 
@@ -29,6 +30,8 @@ Tables 1-2 in miniature (docs/balancing.md), three seeds each:
         --grid balancer.name=ew,uw,dwa,gradnorm,ema,rema,dwema,fixed --seeds 0,1,2 \\
         --workdir runs/sweeps/balance_synthfaces_scaled
 """
+
+import math
 
 import ml_collections
 
@@ -54,9 +57,10 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     c.data.builder_kwargs = dict(domain="studio", image_size=size, sizes=sizes)
     c.data.augment.enabled = False
     c.mtl.tasks = "va+expr+au"
-    c.balancer.fixed = dict(weights=(1.0, 1.0, 1.0))
-    if "scaled" in flags:
-        c.mtl.loss_scale = dict(au=100.0)
+    au_scale = 100.0 if "scaled" in flags else 1.0
+    c.balancer.fixed = dict(weights=(1.0, 1.0 / math.log(8), 1.0 / (au_scale * math.log(2))))
+    if au_scale != 1.0:
+        c.mtl.loss_scale = dict(au=au_scale)
     c.batch_size = 32
     c.phases.full.learning_rate = 3e-3
     c.optimizer.schedule = "cosine"

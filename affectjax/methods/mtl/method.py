@@ -14,6 +14,10 @@ balancing is meant for. The paper trains every balancer from "the same initializ
 ``config.init_seed`` fixes the model's initial weights apart from ``config.seed`` (data
 order, dropout).
 
+``config.init_from`` takes a converted backbone (`affectjax.convert`, e.g. torchvision's
+ImageNet ResNet-50), whose arrays go under ``backbone`` (its classifier matches nothing),
+or an ``mtl`` run.
+
 Evaluation: each kind's metrics and ``score``, the sum of the kinds' parts (ABAW P_MTL for
 Aff-Wild2, the mean F1 over the attributes for CelebA), which picks the best checkpoint.
 """
@@ -94,6 +98,16 @@ def param_groups(params: Any) -> Any:
                             v) for k, v in params.items()}
 
 
+def merge_pretrained(config: Any, variables: Any, loaded: Any):
+    """A converted backbone (``init_from``: e.g. torchvision's ResNet-50, its classifier
+    left out) goes under ``backbone``; an ``mtl`` run's variables are copied as they are."""
+    del config
+    from affectjax.train import setup  # pylint: disable=import-outside-toplevel
+    if "backbone" not in loaded.get("params", {}):
+        loaded = {collection: {"backbone": tree} for collection, tree in loaded.items()}
+    return setup.merge_by_path(variables, loaded)
+
+
 def make_loss(config: Any, train_source: Any):
     """``loss_fn -> ({task: scale * loss}, {task: present})``; absent tasks give 0."""
     del train_source
@@ -156,5 +170,5 @@ MTL = Method(
     build_model=build_model, param_groups=param_groups, make_loss=_unspecialized,
     eval_stats=_unspecialized, eval_merge=_unspecialized, eval_finalize=_unspecialized,
     collect=lambda outputs, batch: {}, best_metric="score", shared_group="backbone",
-    specialize=specialize)
+    merge_pretrained=merge_pretrained, specialize=specialize)
 """The registered ``mtl`` method (specialised to the config's tasks before training)."""

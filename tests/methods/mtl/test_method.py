@@ -209,3 +209,19 @@ def test_init_seed_fixes_the_initial_weights_whatever_the_seed():
 def test_bad_settings_are_one_line(change, match):
     with pytest.raises(ConfigError, match=match):
         mtl.build_model(_config(**change))
+
+
+def test_a_converted_backbone_goes_under_backbone(model_and_variables):
+    _, _, variables, _ = model_and_variables
+    backbone = jax.tree.map(lambda a: np.full_like(a, 0.5), {
+        "params": variables["params"]["backbone"],
+        "batch_stats": variables["batch_stats"]["backbone"]})
+    backbone["params"]["classifier"] = {"kernel": np.zeros((4, 1000), np.float32)}
+    merged, used, kept = mtl.merge_pretrained(None, variables, backbone)
+    assert all("backbone" in p for p in used) and used
+    assert all("head_" in p for p in kept) and len(kept) == 6  # three heads' kernel and bias
+    leaves = jax.tree.leaves(merged["params"]["backbone"])
+    assert all(np.all(np.asarray(x) == 0.5) for x in leaves)
+    # A run of the method itself is copied path by path.
+    again, used_again, _ = mtl.merge_pretrained(None, variables, merged)
+    assert len(used_again) == len(jax.tree.leaves(variables))
