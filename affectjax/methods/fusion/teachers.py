@@ -223,9 +223,12 @@ def run_student(config: Any, workdir: str) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     """``python -m affectjax.methods.fusion.teachers --config CONFIG``: the labels only."""
     from absl import flags  # pylint: disable=import-outside-toplevel
+    from absl import logging  # pylint: disable=import-outside-toplevel
     from affectjax.train import loop  # pylint: disable=import-outside-toplevel
     if len(argv) > 1:
         raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.ERROR)  # as train.py: library logs off the console
     config = flags.FLAGS.config
     with loop.cli_errors():
         resolved = ensure_weak_labels(config)
