@@ -19,7 +19,7 @@ from affectjax.methods.cct import method as cct
 from affectjax.methods.emotieffnet import lsd
 from affectjax.methods.emotieffnet import mtl_report
 from affectjax.methods.emotieffnet import pretrain
-from affectjax.methods.fusion import method as fusion
+from affectjax.methods.fusion import teachers as fusion
 from affectjax.methods.ifan import pipeline as ifan
 from affectjax.methods.mtl import method as mtl
 from affectjax.train import loop

@@ -29,7 +29,6 @@ student trains in ``workdir``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -293,13 +292,3 @@ FUSION_STAGE = Method(
     batch_keys=BATCH_KEYS, make_data=make_data, shared_group="shared",
     specialize=specialize)
 """One training run of a fusion model (a teacher or a student)."""
-
-
-def _run(config: Any, workdir: str) -> dict[str, Any]:
-    from affectjax.methods.fusion import teachers  # pylint: disable=import-outside-toplevel
-    return teachers.run_student(config, workdir)
-
-
-FUSION = dataclasses.replace(FUSION_STAGE,
-                             specialize=functools.partial(specialize, pipeline=_run))
-"""The registered ``fusion`` method: teachers first when the config has weak tasks."""

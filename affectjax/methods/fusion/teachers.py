@@ -20,7 +20,9 @@ runs take turns through a lock file. Two commands do the same as one student run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -218,6 +220,12 @@ def run_student(config: Any, workdir: str) -> dict[str, Any]:
         json.dump(summary, f, indent=2, sort_keys=True)
     _, final = loop.fit(resolved, workdir, method_lib.FUSION_STAGE)
     return dict(final, weak=summary)
+
+
+FUSION = dataclasses.replace(
+    method_lib.FUSION_STAGE,
+    specialize=functools.partial(method_lib.specialize, pipeline=run_student))
+"""The registered ``fusion`` method: teachers first when the config has weak tasks."""
 
 
 def main(argv: list[str]) -> None:
