@@ -21,8 +21,8 @@ def _check_summary(summary):
 
 def test_bench_cli_prints_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    bench.main([
-        "--model", "efficientnet_tiny", "--batch-size", "2", "--image-size", "32",
+    bench.main([  # the settings of test_cct.py's single network: its programs are compiled once
+        "--model", "efficientnet_tiny", "--batch-size", "4", "--image-size", "32",
         "--steps", "1", "--warmup", "1", "--optimizer", "adam", "--json", str(out),
     ])
     printed = capsys.readouterr().out
@@ -76,8 +76,9 @@ def test_make_affectjax_train_step_matches_reference_loss():
     assert setup.images.shape == (3, 32, 32, 3) and setup.labels.shape == (3,)
     assert 0 <= int(setup.labels.min()) and int(setup.labels.max()) < setup.model.num_classes
     variables = {"params": setup.state["params"], "batch_stats": setup.state["batch_stats"]}
-    (outputs, _), _ = setup.model.apply(variables, setup.images, train=True,
-                                        mutable=["batch_stats"], rngs={"dropout": setup.key})
+    apply = jax.jit(lambda v, x, key: setup.model.apply(  # jitted: one compile, not op by op
+        v, x, train=True, mutable=["batch_stats"], rngs={"dropout": key}))
+    (outputs, _), _ = apply(variables, setup.images, setup.key)
     logits = np.asarray(outputs["logits"], dtype=np.float64)
     expected = -log_softmax(logits, axis=-1)[np.arange(3), np.asarray(setup.labels)].mean()
     old_params = jax.tree.map(np.asarray, setup.state["params"])

@@ -167,9 +167,10 @@ def test_feedback_is_concatenated_at_its_merge_points():
     assert inter["features"].shape == (2, 16, 16, inter["up_16"].shape[-1] + 2)
     assert inter["down_16"].shape[-1] == 16  # skips are saved before the feedback
     # Feedback values change the output; zero maps give a valid input.
-    v = model.init(jax.random.key(0), x, feedback=feedback)
-    _, ia = model.apply(v, x, feedback=feedback)
-    _, ib = model.apply(v, x, feedback=jax.tree.map(jnp.zeros_like, feedback))
+    v = jax.jit(lambda k, f: model.init(k, x, feedback=f))(jax.random.key(0), feedback)
+    apply = jax.jit(lambda f: model.apply(v, x, feedback=f))  # compiled once, run twice
+    _, ia = apply(feedback)
+    _, ib = apply(jax.tree.map(jnp.zeros_like, feedback))
     assert not np.allclose(ia["up_16"], ib["up_16"])
 
 
@@ -186,7 +187,7 @@ def test_bad_input_size_and_feedback_are_rejected():
 def test_train_step_with_traced_bn_set_and_registry():
     model = models.create("fcdensenet", num_classes=11, num_bn_sets=2, **SMALL)
     x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
-    variables = model.init(jax.random.key(1), x)
+    variables = jax.jit(model.init)(jax.random.key(1), x)
 
     @jax.jit
     def step(variables, index):
@@ -201,5 +202,5 @@ def test_train_step_with_traced_bn_set_and_registry():
         np.testing.assert_array_equal(np.asarray(after[0]), np.asarray(before[0]))
     g = grads["down0"]["layer0_bn"]["scale"]
     assert np.all(np.asarray(g[0]) == 0.0) and np.any(np.asarray(g[1]) != 0.0)
-    out, _ = model.apply(variables, x, bn_set=1)
+    out, _ = jax.eval_shape(lambda v: model.apply(v, x, bn_set=1), variables)
     assert out["logits"].shape == (2, 16, 16, 11)

@@ -51,7 +51,8 @@ def fake_sources(monkeypatch, calls):
 def _model_and_vars(seed=0):
     model = models.create(**{k: v for k, v in BACKBONE.items()})
     x = np.zeros((1, SIZE, SIZE, 3), np.float32)
-    return model, model.init(jax.random.PRNGKey(seed), x, train=False)
+    init = jax.jit(lambda rng: model.init(rng, x, train=False))  # one compile, not op by op
+    return model, init(jax.random.PRNGKey(seed))
 
 
 def test_extract_matches_one_full_forward_and_drops_padding():
@@ -64,7 +65,7 @@ def test_extract_matches_one_full_forward_and_drops_padding():
     out = features.extract(models.make_feature_fn(model), variables, loader.eval_batches())
     assert out["embedding"].shape[0] == 13 and out["logits"].shape == (13, 10)
     images = np.concatenate([b["image"][b["valid"]] for b in loader.eval_batches()])
-    ref_out, ref_inter = model.apply(variables, images, train=False)
+    ref_out, ref_inter = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images)
     np.testing.assert_allclose(out["embedding"], ref_inter["embedding"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["logits"], ref_out["logits"], rtol=1e-4, atol=1e-5)
     labels = source.batch(range(13))
