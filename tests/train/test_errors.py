@@ -66,10 +66,14 @@ def test_phases_are_validated():
     assert [(p.start, p.end, p.trainable) for p in phases] == [(0, 50, ("backbone", "head"))]
 
 
-def test_init_from_loads_matching_arrays_and_keeps_the_rest(tmp_path):
+def test_init_from_loads_matching_arrays_and_keeps_the_rest(tmp_path, fast_compile):
     x = np.zeros((1, 16, 16, 3), np.float32)
-    init = lambda model, seed: jax.device_get(jax.jit(
-        lambda r: model.init(r, x, train=False))(jax.random.PRNGKey(seed)))
+
+    def init(model, seed):  # only copied arrays are compared: compile the inits fast
+        with fast_compile():
+            return jax.device_get(jax.jit(
+                lambda r: model.init(r, x, train=False))(jax.random.PRNGKey(seed)))
+
     donor = models.create("efficientnet_tiny", num_classes=5)  # a different head
     donor_vars = init(donor, 1)
     convert.save_converted(str(tmp_path / "ckpt"), donor_vars,
