@@ -305,9 +305,9 @@ def test_num_networks_must_be_an_integer_from_1_to_4():
                                     {"optimizer.sam_rho": 0.05}, {"cct.ramp_epochs": 0.0},
                                     {"cct.task": "landmarks"}, {"model.num_classes": 9},
                                     {"balancer.name": "uw"}])
-def test_bad_settings_are_one_line(tmp_path, change):
+def test_bad_settings_are_one_line(tmp_path, change, fast_compile):
     config = _tiny_run_config(tmp_path, **change)
-    with pytest.raises(UserError) as err:
+    with fast_compile(), pytest.raises(UserError) as err:  # sam_rho is refused after init
         methods.train_and_evaluate(config, str(tmp_path / "run"))
     message = str(err.value)
     key = list(change)[0]
@@ -367,7 +367,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(reference_run, tmp_path, monke
     assert resumed["eval"] == final["eval"]
 
 
-def test_a_run_is_the_start_of_another(reference_run):
+def test_a_run_is_the_start_of_another(reference_run, fast_compile):
     """The config chain of cct_affwild2.py: ``init_from`` a cct workdir (its best/)."""
     config, _, workdir = reference_run
     loaded, origin = setup.load_pretrained(str(workdir))
@@ -375,7 +375,10 @@ def test_a_run_is_the_start_of_another(reference_run):
     two = config.copy_and_resolve_references()
     two.cct.num_networks = 2
     x = jnp.zeros((1, 32, 32, 3))
-    fresh = jax.device_get(cct.CCT.build_model(two).init(jax.random.PRNGKey(5), x, train=False))
+    model = cct.CCT.build_model(two)
+    with fast_compile():  # jitted, not op by op: only the shapes of the fresh arrays matter
+        fresh = jax.device_get(jax.jit(lambda r: model.init(r, x, train=False))(
+            jax.random.PRNGKey(5)))
     merged, used, kept = cct.CCT.merge_pretrained(two, fresh, loaded)
     assert kept == ["['params']['classifier']['bias']", "['params']['classifier']['kernel']"]
     stem = loaded["params"]["conv_stem"]["kernel"]
