@@ -107,6 +107,15 @@ def grads_fn(setup_model, fast_compile):
         yield jax.jit(grads)
 
 
+@pytest.fixture(scope="module")
+def forward(setup_model, fast_compile):
+    """The jitted eval-mode forward ``(variables, *inputs) -> ((out, inter), {})``."""
+    _, method, model, _ = setup_model
+    apply = method.apply_fn(model)
+    with fast_compile():
+        yield jax.jit(lambda variables, *inputs: apply(variables, *inputs, train=False))
+
+
 def _norm(tree):
     return float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(tree)))
 
@@ -142,13 +151,12 @@ def test_a_batch_of_one_data_set_leaves_the_others_batchnorm_statistics(setup_mo
     assert changed > 0
 
 
-def test_loss_is_eq5_the_task_losses_summed_over_iterations(setup_model):
+def test_loss_is_eq5_the_task_losses_summed_over_iterations(setup_model, forward):
     config, method, model, variables = setup_model
     rng = np.random.default_rng(3)
-    apply = method.apply_fn(model)
     for source in range(3):
         batch = _batch(source, rng)
-        (out, inter), _ = apply(variables, *method.inputs_fn(batch), train=False)
+        (out, inter), _ = forward(variables, *method.inputs_fn(batch))
         losses, _ = method.make_loss(None, None)(out, inter, batch)
         out = {k: np.asarray(v, np.float64) for k, v in out.items()}
         want = 0.0
@@ -187,15 +195,14 @@ def test_an_absent_task_leaves_its_balancer_statistics(setup_model):
     assert float(metrics["loss/parsing"]) == 0.0 and float(metrics["loss/landmarks"]) > 0
 
 
-def test_scores_per_iteration_against_numpy(setup_model):
+def test_scores_per_iteration_against_numpy(setup_model, forward):
     config, method, model, variables = setup_model
     rng = np.random.default_rng(5)
-    apply = method.apply_fn(model)
     stats, outs, batches = None, [], []
     for source in (0, 1, 2, 0):
         batch = _batch(source, rng)
         batch["valid"][-1] = False  # padding is never scored
-        (out, inter), _ = apply(variables, *method.inputs_fn(batch), train=False)
+        (out, inter), _ = forward(variables, *method.inputs_fn(batch))
         s = method.eval_stats(out, inter, batch)
         stats = s if stats is None else method.eval_merge(stats, s)
         outs.append(jax.device_get(out))
