@@ -45,24 +45,10 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     if flags - set(_FLAGS):
         raise ValueError(f"config argument {arg!r}; choose from {list(_FLAGS)}")
     quick = "quick" in flags
-    c = common.balance_config(epochs=8 if quick else 20)
-    if quick:
-        c.model.update(backbone="efficientnet_tiny",
-                       backbone_kwargs=dict(width_multiplier=2.0, drop_rate=0.1))
-        size, sizes = 64, dict(train=3200, validation=640)
-    else:
-        c.model.update(backbone="resnet18", backbone_kwargs=dict())
-        size, sizes = 112, dict(train=12000, validation=2000)
-    c.data.image_size = size
-    c.data.builder_kwargs = dict(domain="studio", image_size=size, sizes=sizes)
-    c.data.augment.enabled = False
+    c = common.balance_synthfaces_config(quick=quick)
     c.mtl.tasks = "va+expr+au"
     au_scale = 100.0 if "scaled" in flags else 1.0
     c.balancer.fixed = dict(weights=(1.0, 1.0 / math.log(8), 1.0 / (au_scale * math.log(2))))
     if au_scale != 1.0:
         c.mtl.loss_scale = dict(au=au_scale)
-    c.batch_size = 32
-    c.phases.full.learning_rate = 3e-3
-    c.optimizer.schedule = "cosine"
-    c.log_every_steps = 20
     return c

@@ -30,23 +30,8 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
     if arg not in ("full", "quick"):
         raise ValueError(f"config argument {arg!r}; choose full or quick")
     quick = arg == "quick"
-    c = common.balance_config(epochs=8 if quick else 20)
-    if quick:
-        c.model.update(backbone="efficientnet_tiny",
-                       backbone_kwargs=dict(width_multiplier=2.0, drop_rate=0.1))
-        size, sizes = 64, dict(train=3200, validation=640)
-    else:
-        c.model.update(backbone="resnet18", backbone_kwargs=dict())
-        size, sizes = 112, dict(train=12000, validation=2000)
-    c.data.image_size = size
-    c.data.builder_kwargs = dict(domain="studio", image_size=size, sizes=sizes,
-                                 attributes=True)
-    c.data.augment.enabled = False
+    c = common.balance_synthfaces_config(quick=quick, attributes=True)
     c.mtl.update(tasks="attr", attributes=SYNTHFACES_ATTRIBUTES)
     for name in ("ema", "rema", "dwema"):
         c.balancer[name].beta = 0.2
-    c.batch_size = 32
-    c.phases.full.learning_rate = 3e-3
-    c.optimizer.schedule = "cosine"
-    c.log_every_steps = 20
     return c
