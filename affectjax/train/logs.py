@@ -1,4 +1,7 @@
-"""Run observability: progress bar, ``metrics.jsonl``, TensorBoard, the summary line.
+"""Run observability: ``config.json``, progress bar, ``metrics.jsonl``, TensorBoard, the summary line.
+
+``config.json`` is the run's config as JSON (`save_config`), written when a run starts,
+so `affectjax.predict` (and a reader of the run directory) knows what was trained.
 
 ``metrics.jsonl`` has one JSON object per line: ``{"step", "split", "time", <metrics>}``
 with ``split`` in ``train`` (averages over the last log interval), ``eval`` and
@@ -19,6 +22,41 @@ from typing import Any, Mapping
 import jax
 import tqdm
 from tensorboardX import SummaryWriter
+
+
+CONFIG_FILE = "config.json"
+
+
+def save_config(config: Any, workdir: str) -> None:
+    """Writes `config` (an `ml_collections.ConfigDict`) to ``workdir/config.json``."""
+    if jax.process_index() != 0:
+        return
+    path = os.path.join(workdir, CONFIG_FILE)
+    text = (config.to_json_best_effort(indent=2, sort_keys=True)
+            if hasattr(config, "to_json_best_effort") else json.dumps(config, indent=2,
+                                                                       sort_keys=True))
+    with open(path + ".tmp", "w") as f:
+        f.write(text + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def load_config(workdir: str) -> Any:
+    """The `ml_collections.ConfigDict` that `save_config` wrote into `workdir`.
+
+    Raises:
+      FileNotFoundError: `workdir` has no ``config.json``.
+      ValueError: it is not a JSON object (one line naming the file).
+    """
+    import ml_collections  # pylint: disable=import-outside-toplevel
+    path = os.path.join(workdir, CONFIG_FILE)
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return ml_collections.ConfigDict(data)
 
 
 def _jsonable(value: Any) -> Any:

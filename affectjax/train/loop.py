@@ -120,6 +120,7 @@ def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, A
         method = method.specialize(config)
     if method.pipeline is not None:
         make_workdir(workdir)
+        logs.save_config(config, workdir)
         return method.pipeline(config, workdir)
     return fit(config, workdir, method)[1]
 
@@ -133,6 +134,7 @@ def fit(config: Any, workdir: str, method: Method) -> tuple[Any, dict[str, Any]]
     checkpoint is restored, evaluated and returned.
     """
     make_workdir(workdir)
+    logs.save_config(config, workdir)
     with user_errors():
         if method.specialize is not None:
             method = method.specialize(config)

@@ -19,7 +19,9 @@ default that reproduces plain single-model multi-task training:
 * the class names of its confusion matrices: ``class_names``;
 * which way its best metric improves: ``best_mode`` (``"max"``; ``"min"`` for NME);
 * a multi-stage run: ``pipeline`` (features -> heads -> tuning -> report) whose stages
-  call the same loop.
+  call the same loop;
+* inference on new faces: ``predictor`` (`affectjax.train.inference`, used by
+  `affectjax.predict`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class Method:
         multi-stage pipeline; it writes ``workdir/final_metrics.json`` (with ``eval``
         scalars and ``best``) and raises `affectjax.train.errors.UserError` for the
         user's mistakes. None = the generic loop.
+      predictor: ``(config, workdir, *, best) -> affectjax.train.inference.Inference``:
+        the run's inference function on face images, its weights and preprocessing
+        (`affectjax.predict.load` calls it on the ``specialize``d method). None = the
+        method's runs cannot predict from images (a clear error in `affectjax.predict`).
     """
 
     name: str
@@ -121,6 +127,7 @@ class Method:
     merge_pretrained: Callable[[Any, Any, Any], tuple[Any, list[str], list[str]]] | None = None
     specialize: Callable[[Any], "Method"] | None = None
     pipeline: Callable[[Any, str], dict[str, Any]] | None = None
+    predictor: Callable[..., Any] | None = None
 
     def __post_init__(self):
         if self.best_mode not in BEST_MODES:

@@ -48,6 +48,7 @@ from affectjax import registry
 from affectjax import schedules
 from affectjax.balancing import base as balancing_base
 from affectjax.methods.cct import tasks as tasks_lib
+from affectjax.train import inference
 from affectjax.train import optim
 from affectjax.train.errors import ConfigError
 from affectjax.train.method import Method
@@ -231,6 +232,44 @@ def _merge_pretrained(config: Any, variables: Any, loaded: Any):
     return jax.tree_util.tree_map_with_path(pick, variables), used, kept
 
 
+_PROBABILITIES = {"expr": ("expr_probs", inference.softmax), "au": ("au_probs", inference.sigmoid)}
+
+
+def _predict_fields(task_name: str):
+    """``(outputs, intermediates) -> fields``: each member's prediction as ``member_<field>``
+    (B, M, ...) and the ensemble's (the members' mean: mean softmax for expressions, the
+    paper's ensemble; mean sigmoid for AUs; mean tanh output for valence/arousal)."""
+
+    def fields(outputs, intermediates):
+        del intermediates
+        logits = outputs["logits"]  # (M, B, D)
+        if task_name == "va":
+            per_member = jnp.moveaxis(jnp.tanh(logits.astype(jnp.float32)), 0, 1)
+            va = inference.split_va(per_member)  # (B, M) each
+            return {**{k: v.mean(axis=1) for k, v in va.items()},
+                    **{f"member_{k}": v for k, v in va.items()}}
+        name, link = _PROBABILITIES[task_name]
+        per_member = jnp.moveaxis(link(logits), 0, 1)  # (B, M, D)
+        return {name: per_member.mean(axis=1), f"member_{name}": per_member}
+
+    return fields
+
+
+def _predictor(task: tasks_lib.Task):
+    def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
+        names = {}
+        if task.name == "expr":
+            names = {"expr_probs": labels.EXPRESSIONS[:num_outputs(config)]}
+        elif task.name == "au":
+            names = {"au_probs": labels.AUS[:num_outputs(config)]}
+        names.update({f"member_{k}": v for k, v in names.items()})
+        thresholds = {k: 0.5 for k in names if k.endswith("au_probs")}
+        return inference.from_checkpoint(_METHODS[task.name], config, workdir, best=best,
+                                         fields=_predict_fields(task.name), names=names,
+                                         thresholds=thresholds)
+    return predictor
+
+
 def _method(task: tasks_lib.Task) -> Method:
     return Method(
         name="cct", task_names=TERMS, groups=("backbone", "head"),
@@ -243,7 +282,8 @@ def _method(task: tasks_lib.Task) -> Method:
                      if task.class_names else None),
         batch_keys=task.batch_keys, build_optimizer=_build_optimizer,
         make_balancer=_make_balancer, merge_pretrained=_merge_pretrained,
-        specialize=lambda config: _METHODS[get_task(config).name])
+        specialize=lambda config: _METHODS[get_task(config).name],
+        predictor=_predictor(task))
 
 
 _METHODS = {name: _method(task) for name, task in tasks_lib.TASKS.items()}

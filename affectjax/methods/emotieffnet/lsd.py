@@ -289,4 +289,5 @@ def _save_init(workdir: str, variables: Any, config: Any) -> str:
 # The fine-tune stage: MT-EmotiEffNet's recipe on the 6 LSD classes, named in LSD order.
 LSD_FINETUNE = dataclasses.replace(methods_lib.EMOTIEFFNET, name="lsd_finetune",
                                    class_names=lambda config: LSD_CLASSES)
-LSD = dataclasses.replace(methods_lib.EMOTIEFFNET, name="lsd", pipeline=run_pipeline)
+LSD = dataclasses.replace(methods_lib.EMOTIEFFNET, name="lsd", pipeline=run_pipeline,
+                          predictor=None)  # its stage directories are emotieffnet runs

@@ -40,6 +40,7 @@ import os
 import time
 from typing import Any, Mapping
 
+import jax.numpy as jnp
 import numpy as np
 
 from affectjax import balancing
@@ -51,6 +52,7 @@ from affectjax.methods.emotieffnet import features
 from affectjax.methods.emotieffnet import mtl_heads
 from affectjax.methods.emotieffnet import mtl_plots
 from affectjax.methods.emotieffnet import pretrain
+from affectjax.train import inference
 from affectjax.train import loop
 from affectjax.train import setup
 from affectjax.train.errors import ConfigError, DataError
@@ -253,6 +255,66 @@ def _backbone_eval(run_dir: str) -> dict[str, Any] | None:
         return json.load(f).get("eval")
 
 
+def _backbone_weights(config: Any) -> dict[str, str]:
+    """The backbone's weights as absolute paths (``checkpoint`` or ``workdir``), recorded in
+    ``final_metrics.json`` so that the run predicts from any working directory."""
+    fcfg = config.features
+    return {k: os.path.abspath(fcfg[k]) for k in ("checkpoint", "workdir") if fcfg.get(k, "")}
+
+
+def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
+    """``predictor`` of an ``mtl_heads`` run (`affectjax.train.inference`): the frozen
+    backbone, then the heads, with the run's tuned AU thresholds and expert blend.
+
+    ``expr_probs`` is the heads' softmax, blended with the backbone's own expression
+    softmax when the run tuned a blend (``tuning.expert = "backbone"``); ``au_probs`` are
+    the AU head's sigmoids, thresholded at the tuned per-AU thresholds. `best` picks the
+    heads' best checkpoint (else their latest); the backbone is the one the features came
+    from.
+    """
+    path = os.path.join(workdir, "final_metrics.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{workdir}: no final_metrics.json (the mtl_heads pipeline "
+                                "has not finished in this directory)")
+    with open(path) as f:
+        final = json.load(f)
+    weights = final.get("backbone_weights")
+    if weights is None:  # a run written before backbone_weights was recorded
+        weights = {k: config.features.get(k, "") for k in ("checkpoint", "workdir")}
+        if config.get("pretrain", {}).get("enabled", False):
+            weights = {"workdir": os.path.join(workdir, "backbone")}
+    for key, value in weights.items():
+        if value and not os.path.exists(value):
+            raise FileNotFoundError(f"{workdir}: its backbone {key} {value} does not exist")
+    backbone, backbone_vars, origin = features.load_backbone(
+        config.backbone, checkpoint=weights.get("checkpoint", ""),
+        workdir=weights.get("workdir", ""))
+    heads = mtl_heads.MTL_HEADS.build_model(config)
+    heads_vars, heads_origin = inference.restore_variables(os.path.join(workdir, "heads"),
+                                                           best=best)
+    weight = float(final.get("blend_weight", 1.0))
+    blend = final.get("expert", "none") == "backbone" and weight != 1.0
+
+    def apply(variables, images):
+        outputs, inter = backbone.apply(variables["backbone"], images, train=False)
+        logits = outputs["logits"]
+        out, _ = heads.apply(variables["heads"], inter["embedding"], logits, train=False)
+        expr = out["expr"].astype(jnp.float32)
+        if blend:
+            expert = inference.softmax(logits[:, :expr.shape[-1]])
+            expr = weight * expr + (1.0 - weight) * expert
+        return {"expr_probs": expr, **inference.split_va(out["va"]),
+                "au_probs": out["au"].astype(jnp.float32)}
+
+    size, mean, std = inference.data_normalisation(config)
+    thresholds = np.asarray(final.get("thresholds", 0.5), np.float32)
+    return inference.Inference(
+        apply=apply, variables={"backbone": backbone_vars, "heads": heads_vars},
+        image_size=size, mean=mean, std=std,
+        names={"expr_probs": EXPRESSIONS, "au_probs": AUS},
+        thresholds={"au_probs": thresholds}, origin=f"{origin} + {heads_origin}")
+
+
 def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
     """Features -> heads -> tuning -> report (module docstring); returns final_metrics.
 
@@ -298,6 +360,7 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
                                        "value": scalars["P_MTL"], "step": heads.final["step"]},
              "chance": chance, **results, "train": heads.history[-1] if heads.history else None,
              "backbone": _backbone_eval(config.features.get("workdir", "")),
+             "backbone_weights": _backbone_weights(config),
              "steps": heads.final["step"], "seconds": round(time.perf_counter() - t0, 2)}
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
@@ -316,4 +379,5 @@ def run_pipeline(config: Any, workdir: str) -> dict[str, Any]:
 
 
 # The registered ``mtl_heads`` method: the heads' Method with this module's pipeline.
-MTL_HEADS_PIPELINE = dataclasses.replace(mtl_heads.MTL_HEADS, pipeline=run_pipeline)
+MTL_HEADS_PIPELINE = dataclasses.replace(mtl_heads.MTL_HEADS, pipeline=run_pipeline,
+                                         predictor=predictor)

@@ -22,6 +22,7 @@ from affectjax import labels
 from affectjax import losses as losses_lib
 from affectjax import metrics as metrics_lib
 from affectjax import models as models_lib
+from affectjax.train import inference
 from affectjax.train.method import Method, valid_mask
 from affectjax.train.steps import LossFn
 
@@ -118,6 +119,19 @@ def _emotieffnet_collect(outputs, batch):
     return {"va_pred": np.asarray(outputs["va"])[keep], "va_true": np.asarray(batch["va"])[keep]}
 
 
+def _emotieffnet_fields(outputs, intermediates):
+    del intermediates
+    return {"expr_probs": inference.softmax(outputs["expr_logits"]),
+            **inference.split_va(outputs["va"])}
+
+
+def _emotieffnet_predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
+    """Expression probabilities, valence and arousal of a pre-training run."""
+    names = EXPRESSIONS[:int(config.model.get("num_expressions", 8))]
+    return inference.from_checkpoint(EMOTIEFFNET, config, workdir, best=best,
+                                     fields=_emotieffnet_fields, names={"expr_probs": names})
+
+
 EMOTIEFFNET = Method(
     name="emotieffnet", task_names=TASKS, groups=("backbone", "head"),
     build_model=_emotieffnet_model, param_groups=_emotieffnet_groups,
@@ -125,4 +139,5 @@ EMOTIEFFNET = Method(
     eval_merge=_emotieffnet_merge, eval_finalize=_emotieffnet_finalize,
     collect=_emotieffnet_collect, best_metric="score",
     class_names=lambda config: EXPRESSIONS[:int(config.model.get("num_expressions", 8))],
-    batch_keys=("image", "expr", "va", "va_mask", "valid"), shared_group="backbone")
+    batch_keys=("image", "expr", "va", "va_mask", "valid"), shared_group="backbone",
+    predictor=_emotieffnet_predictor)

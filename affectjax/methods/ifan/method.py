@@ -24,12 +24,14 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from affectjax import labels
 from affectjax import models as models_lib
 from affectjax.methods.ifan import data as data_lib
 from affectjax.methods.ifan import objectives
+from affectjax.train import inference
 from affectjax.train.errors import ConfigError
 from affectjax.train.method import Method
 
@@ -136,6 +138,48 @@ def make_data(config: Any, *, seed: int):
                                  epochs=int(config.ifan.get("order_epochs", 1)))
 
 
+def _task_fields(task: str, output: jax.Array) -> dict[str, jax.Array]:
+    if task == "landmarks":
+        return {"landmarks": output.astype(jnp.float32)}  # (B, L, 2) input pixels
+    if task == "parsing":
+        return {"parsing": jnp.argmax(output, axis=-1).astype(jnp.int32)}
+    return {"expr_probs": inference.softmax(output)}
+
+
+def make_predictor(make_apply_fn: Any, *, subdir: str = ""):
+    """``predictor`` of a run (`affectjax.train.inference`): the last iteration's landmarks,
+    parsing and expression probabilities. With task-specific BatchNorm each task's output
+    comes from a pass with its own BN set (the set its data set trained), so one image
+    runs once per task; with shared BatchNorm once. `subdir`: the stage directory that
+    holds the weights (``finetune`` for the two-stage pipeline)."""
+
+    def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
+        tasks = get_tasks(config)
+        model = build_model(config)
+        apply = make_apply_fn(model)
+        variables, origin = inference.restore_variables(
+            f"{workdir}/{subdir}" if subdir else workdir, best=best)
+        passes = [(0, tasks)] if model.num_bn_sets == 1 else [(i, (t,)) for i, t in
+                                                               enumerate(tasks)]
+
+        def run(variables, images):
+            fields = {}
+            for source, names in passes:
+                (outputs, _), _ = apply(variables, images, jnp.int32(source), train=False)
+                for task in names:
+                    fields.update(_task_fields(task, outputs[task]))
+            return fields
+
+        _, mean, std = inference.data_normalisation(data_lib.source_config(config, tasks[0]))
+        names = ({"expr_probs": labels.EXPRESSIONS[:int(config.model.get(
+            "num_emotions", labels.NUM_EXPRESSIONS))]} if "emotion" in tasks else {})
+        return inference.Inference(apply=run, variables=variables,
+                                   image_size=int(config.ifan.image_size), mean=mean,
+                                   std=std, names=names, thresholds={}, origin=origin)
+
+    return predictor
+
+
 def specialize(config: Any, *, pipeline: Any = None) -> Method:
     """The method for `config`'s tasks and ITER (tasks are the balancer's terms)."""
     tasks, iters = get_tasks(config), num_iterations(config)
@@ -153,7 +197,8 @@ def specialize(config: Any, *, pipeline: Any = None) -> Method:
         eval_finalize=objectives.make_eval_finalize(tasks, iters),
         class_names=((lambda cfg: labels.EXPRESSIONS[:int(cfg.model.get(
             "num_emotions", labels.NUM_EXPRESSIONS))]) if "emotion" in tasks else None),
-        pipeline=pipeline, specialize=None)
+        pipeline=pipeline, specialize=None,
+        predictor=make_predictor(make_apply_fn, subdir="finetune" if pipeline else ""))
 
 
 def _unspecialized(*_: Any, **__: Any):

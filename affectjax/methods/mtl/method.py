@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from affectjax import labels
 from affectjax import models as models_lib
 from affectjax.methods.mtl import tasks as tasks_lib
+from affectjax.train import inference
 from affectjax.train.errors import ConfigError
 from affectjax.train.method import Method
 
@@ -150,6 +151,37 @@ def make_eval(config: Any):
     return stats, merge, finalize
 
 
+def make_predictor(config: Any):
+    """``predictor`` of a run (`affectjax.train.inference`): each task head's prediction,
+    tanh for ``va``, softmax for ``expr``, sigmoid for ``au`` and ``attr``."""
+    kinds, attrs = get_kinds(config), attributes(config)
+    names = {"expr_probs": labels.EXPRESSIONS[:num_expressions(config)],
+             "au_probs": labels.AUS, "attr_probs": attrs}
+
+    def fields(outputs, intermediates):
+        del intermediates
+        out = {}
+        if "va" in kinds:
+            out.update(inference.split_va(jnp.tanh(outputs["va"])))
+        if "expr" in kinds:
+            out["expr_probs"] = inference.softmax(outputs["expr"])
+        if "au" in kinds:
+            out["au_probs"] = inference.sigmoid(outputs["au"])
+        if "attr" in kinds:
+            out["attr_probs"] = inference.sigmoid(outputs["attr"])
+        return out
+
+    def predictor(cfg: Any, workdir: str, *, best: bool) -> inference.Inference:
+        wanted = {"expr": "expr_probs", "au": "au_probs", "attr": "attr_probs"}
+        present = {wanted[k] for k in kinds if k in wanted}
+        return inference.from_checkpoint(
+            MTL, cfg, workdir, best=best, fields=fields,
+            names={k: v for k, v in names.items() if k in present},
+            thresholds=inference.default_thresholds(present))
+
+    return predictor
+
+
 def _unspecialized(*_: Any, **__: Any):
     raise RuntimeError("the mtl method is specialised to a config first (Method.specialize)")
 
@@ -162,7 +194,8 @@ def specialize(config: Any) -> Method:
         MTL, task_names=task_names(config), make_loss=make_loss, eval_stats=stats,
         eval_merge=merge, eval_finalize=finalize, batch_keys=keys, specialize=None,
         class_names=((lambda cfg: labels.EXPRESSIONS[:num_expressions(cfg)])
-                     if "expr" in kinds else None))
+                     if "expr" in kinds else None),
+        predictor=make_predictor(config))
 
 
 MTL = Method(
