@@ -385,3 +385,25 @@ def test_a_run_is_the_start_of_another(reference_run, fast_compile):
     assert stem.shape[0] == 3  # the reference run's three members: member 0 starts both
     for i in range(2):
         np.testing.assert_array_equal(merged["params"]["conv_stem"]["kernel"][i], stem[0])
+
+
+def test_the_predictor_gives_each_member_and_their_mean_softmax(reference_run):
+    from affectjax import predict  # pylint: disable=import-outside-toplevel
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+    config, _, workdir = reference_run
+    source = pipeline.create_source(config.data, "validation")
+    examples = pipeline.read_examples(source, np.arange(6))
+    predictor = predict.load(str(workdir))
+    out = predictor([e["image"] for e in examples])
+    m = cct.num_networks(config)
+    assert out["member_expr_probs"].shape == (6, m, 8) and out["member_expr"].shape == (6, m)
+    inputs = predictor.preprocess([e["image"] for e in examples])
+    model = cct.CCT.build_model(config)
+    variables, _ = checkpoint.restore_run_variables(str(workdir))
+    (outputs, _), _ = cct.CCT.apply_fn(model)(variables, inputs, train=False)
+    members = scipy.special.softmax(np.asarray(outputs["logits"], np.float64), axis=-1)
+    np.testing.assert_allclose(out["member_expr_probs"], members.transpose(1, 0, 2), atol=1e-5)
+    np.testing.assert_allclose(out["expr_probs"], members.mean(axis=0), atol=1e-5)
+    np.testing.assert_array_equal(out["expr"], members.mean(axis=0).argmax(-1))
+    row = predictor.rows(out)[0]
+    assert {f"member{k}/expr_label" for k in range(m)} <= set(row)
