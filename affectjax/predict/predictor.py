@@ -65,8 +65,8 @@ def load(run_dir: str, *, best: bool = True, config: Any = None) -> "Predictor":
             config = logs.load_config(run_dir)
         except FileNotFoundError:
             raise UserError(f"{run_dir}: no {logs.CONFIG_FILE}; is it a train.py run "
-                            "directory? (runs trained before the trainer wrote it need "
-                            "config=...)") from None
+                            "directory? (for a run trained before the trainer wrote it, "
+                            "give its config: --config FILE, or config= in Python)") from None
         except ValueError as exc:
             raise DataError(str(exc)) from None
     name = config.get("method", "")
@@ -147,9 +147,10 @@ class Predictor:
             ) -> dict[str, np.ndarray]:
         """The method's fields for preprocessed `inputs`, in batches of one padded shape."""
         n = len(inputs)
-        batch = max(1, int(batch_size))
-        batch = -(-batch // self._devices) * self._devices  # a multiple of the devices
-        batch = min(batch, -(-max(n, 1) // self._devices) * self._devices)
+        # One padded shape per call: batch_size, or for fewer images the next power of
+        # two (few compiled shapes, little padding); a multiple of the device count.
+        batch = min(max(1, int(batch_size)), 1 << max(n - 1, 0).bit_length())
+        batch = -(-batch // self._devices) * self._devices
         parts = []
         for start in range(0, n, batch):
             idx = np.minimum(np.arange(start, start + batch), n - 1)  # pad with the last
@@ -206,7 +207,8 @@ def _columns(key: str, value: Any, names: dict[str, tuple[str, ...]]) -> dict[st
     """The CSV columns of one image's `key` (see `Predictor.rows`)."""
     v = np.asarray(value)
     if key.startswith("member_"):  # per member: its label, or its valence/arousal
-        return {f"member{m}/{key[len('member_'):]}": _scalar(x) for m, x in enumerate(v)}
+        return {f"member{m}/{key[len('member_'):]}": _scalar(x) for m, x in enumerate(v)
+                if np.size(x) == 1}
     if key == "landmarks":
         return {f"landmark{i}_{axis}": float(v[i, j]) for i in range(len(v))
                 for j, axis in enumerate("xy")}

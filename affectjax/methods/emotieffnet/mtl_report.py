@@ -268,8 +268,10 @@ def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
 
     ``expr_probs`` is the heads' softmax, blended with the backbone's own expression
     softmax when the run tuned a blend (``tuning.expert = "backbone"``); ``au_probs`` are
-    the AU head's sigmoids, thresholded at the tuned per-AU thresholds. `best` picks the
-    heads' best checkpoint (else their latest); the backbone is the one the features came
+    the AU head's sigmoids, thresholded at the tuned per-AU thresholds. The heads are
+    their final weights, the ones the report and the tuned thresholds describe, whatever
+    `best` says (separately trained heads have no common best step); the backbone is the
+    one the features came
     from.
     """
     path = os.path.join(workdir, "final_metrics.json")
@@ -286,12 +288,15 @@ def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
     for key, value in weights.items():
         if value and not os.path.exists(value):
             raise FileNotFoundError(f"{workdir}: its backbone {key} {value} does not exist")
-    backbone, backbone_vars, origin = features.load_backbone(
+    size, mean, std = inference.data_normalisation(config)
+    backbone, backbone_vars, origin = features.load_backbone(  # random: the same init
         config.backbone, checkpoint=weights.get("checkpoint", ""),
-        workdir=weights.get("workdir", ""))
+        workdir=weights.get("workdir", ""), sample=np.zeros((1, size, size, 3), np.float32),
+        seed=config.get("seed", 0))
     heads = mtl_heads.MTL_HEADS.build_model(config)
+    del best
     heads_vars, heads_origin = inference.restore_variables(os.path.join(workdir, "heads"),
-                                                           best=best)
+                                                           best=False)
     weight = float(final.get("blend_weight", 1.0))
     blend = final.get("expert", "none") == "backbone" and weight != 1.0
 
@@ -306,7 +311,6 @@ def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
         return {"expr_probs": expr, **inference.split_va(out["va"]),
                 "au_probs": out["au"].astype(jnp.float32)}
 
-    size, mean, std = inference.data_normalisation(config)
     thresholds = np.asarray(final.get("thresholds", 0.5), np.float32)
     return inference.Inference(
         apply=apply, variables={"backbone": backbone_vars, "heads": heads_vars},

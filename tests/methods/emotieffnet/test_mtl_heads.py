@@ -252,6 +252,32 @@ def test_train_py_runs_the_pipeline_and_a_rerun_reuses_the_cache(tmp_path):
     assert cache == {p: os.stat(run / "features" / p).st_mtime_ns for p in cache}
     for key in ("threshold_0.5", "tuned", "thresholds", "blend_weight", "train"):
         assert again[key] == final[key], key
+    _check_predictor(config, run)
+
+
+def _check_predictor(config, run):
+    """`predict.load` on the run: backbone + heads on images equal the pipeline's
+    validation predictions, AUs at the tuned thresholds."""
+    from affectjax import predict  # pylint: disable=import-outside-toplevel
+    from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
+    source = pipeline.create_source(config.data, "validation")
+    images = [e["image"] for e in pipeline.read_examples(source, np.arange(len(source)))]
+    predictor = predict.load(str(run))
+    out = predictor(images)
+    saved = np.load(run / "predictions.npz")
+    np.testing.assert_allclose(out["valence"], saved["va"][:, 0], atol=1e-5)
+    np.testing.assert_allclose(out["arousal"], saved["va"][:, 1], atol=1e-5)
+    final = json.loads((run / "final_metrics.json").read_text())
+    expr = saved["expr"]
+    if final["expert"] == "backbone":  # the tuned blend with the backbone's own softmax
+        logits = np.load(run / "features" / "validation.npz")["logits"][:, :8]
+        expert = np.exp(logits - logits.max(-1, keepdims=True))
+        expert /= expert.sum(-1, keepdims=True)
+        expr = final["blend_weight"] * expr + (1 - final["blend_weight"]) * expert
+    np.testing.assert_allclose(out["expr_probs"], expr, atol=1e-5)
+    np.testing.assert_allclose(out["au_probs"], saved["au"], atol=1e-5)
+    thresholds = np.asarray(final["thresholds"])
+    np.testing.assert_array_equal(out["au"], (saved["au"] >= thresholds).astype(np.int32))
 
 
 def _train_py(*args, tmp_path):
