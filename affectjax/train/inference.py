@@ -89,9 +89,8 @@ def restore_variables(workdir: str, *, best: bool = True) -> tuple[dict[str, Any
     return variables, f"workdir:{workdir}/checkpoints/{step}"
 
 
-def data_normalisation(config: Any) -> tuple[int, tuple, tuple]:
-    """``(image_size, mean, std)`` of the run's ``config.data`` (pipeline defaults)."""
-    data = config.data
+def data_normalisation(data: Any) -> tuple[int, tuple, tuple]:
+    """``(image_size, mean, std)`` of a data section (``config.data``; pipeline defaults)."""
     return (int(data.image_size), tuple(float(v) for v in data.get("mean", (0.485, 0.456, 0.406))),
             tuple(float(v) for v in data.get("std", (0.229, 0.224, 0.225))))
 
@@ -119,7 +118,7 @@ def from_checkpoint(method: Any, config: Any, workdir: str, *, best: bool, field
         (outputs, intermediates), _ = forward(variables, images, train=False)
         return fields(outputs, intermediates)
 
-    size, mean, std = data_normalisation(config)
+    size, mean, std = data_normalisation(config.data)
     return Inference(apply=apply, variables=variables, image_size=size, mean=mean, std=std,
                      names=dict(names), thresholds=dict(thresholds or {}), origin=origin)
 

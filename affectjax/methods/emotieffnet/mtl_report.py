@@ -288,7 +288,7 @@ def predictor(config: Any, workdir: str, *, best: bool) -> inference.Inference:
     for key, value in weights.items():
         if value and not os.path.exists(value):
             raise FileNotFoundError(f"{workdir}: its backbone {key} {value} does not exist")
-    size, mean, std = inference.data_normalisation(config)
+    size, mean, std = inference.data_normalisation(config.data)
     backbone, backbone_vars, origin = features.load_backbone(  # random: the same init
         config.backbone, checkpoint=weights.get("checkpoint", ""),
         workdir=weights.get("workdir", ""), sample=np.zeros((1, size, size, 3), np.float32),

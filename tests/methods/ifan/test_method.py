@@ -326,3 +326,37 @@ def test_a_killed_run_resumes_to_the_same_metrics(reference_run, tmp_path, monke
     with fast_compile():
         resumed = methods.train_and_evaluate(config, workdir)
     assert resumed["eval"] == final["eval"]
+
+
+def test_the_predictor_runs_each_task_with_its_own_batchnorm_set(reference_run):
+    from affectjax import predict  # pylint: disable=import-outside-toplevel
+    config, _, workdir = reference_run
+    predictor = predict.load(str(workdir))
+    size = predictor.image_size
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(3)]
+    out = predictor(images + [np.repeat(np.repeat(images[0], 2, 0), 2, 1)])
+    assert "finetune" in predictor.origin
+    inputs = predictor.preprocess(images)
+    method = ifan.specialize(config)
+    model = method.build_model(config)
+    variables, _ = checkpoint.restore_run_variables(str(workdir / "finetune"))
+    apply = method.apply_fn(model)
+    tasks = ifan.get_tasks(config)
+    for index, task in enumerate(tasks):
+        source = index if model.num_bn_sets > 1 else 0
+        (outputs, _), _ = apply(variables, inputs, jnp.int32(source), train=False)
+        if task == "landmarks":
+            np.testing.assert_allclose(out["landmarks"][:3], outputs["landmarks"], atol=1e-4)
+            # the doubled image: the same face, landmarks in its own (doubled) pixels
+            np.testing.assert_allclose(out["landmarks"][3], 2 * out["landmarks"][0],
+                                       atol=0.05 * size)
+        elif task == "parsing":
+            np.testing.assert_array_equal(out["parsing"][:3],
+                                          np.argmax(outputs["parsing"], -1))
+        else:
+            np.testing.assert_allclose(out["expr_probs"][:3],
+                                       scipy.special.softmax(np.asarray(
+                                           outputs["emotion"], np.float64), -1), atol=1e-5)
+    assert out["parsing"].shape == (4, size, size)
+    assert set(predictor.rows(out)[0]) >= {"landmark4_y", "expr_label"}
