@@ -151,33 +151,39 @@ def make_eval(config: Any):
     return stats, merge, finalize
 
 
-def make_predictor(config: Any):
-    """``predictor`` of a run (`affectjax.train.inference`): each task head's prediction,
-    tanh for ``va``, softmax for ``expr``, sigmoid for ``au`` and ``attr``."""
+def predict_fields(config: Any):
+    """``(fields, names)`` of a run's predictions: ``fields(outputs, intermediates)`` gives
+    each task head's prediction (tanh for ``va``, softmax for ``expr``, sigmoid for ``au``
+    and ``attr``; `affectjax.train.inference`), ``names`` the classes of each field."""
     kinds, attrs = get_kinds(config), attributes(config)
-    names = {"expr_probs": labels.EXPRESSIONS[:num_expressions(config)],
-             "au_probs": labels.AUS, "attr_probs": attrs}
+    links = {"expr": ("expr_probs", inference.softmax), "au": ("au_probs", inference.sigmoid),
+             "attr": ("attr_probs", inference.sigmoid)}
+    all_names = {"expr_probs": labels.EXPRESSIONS[:num_expressions(config)],
+                 "au_probs": labels.AUS, "attr_probs": attrs}
 
     def fields(outputs, intermediates):
         del intermediates
         out = {}
-        if "va" in kinds:
-            out.update(inference.split_va(jnp.tanh(outputs["va"])))
-        if "expr" in kinds:
-            out["expr_probs"] = inference.softmax(outputs["expr"])
-        if "au" in kinds:
-            out["au_probs"] = inference.sigmoid(outputs["au"])
-        if "attr" in kinds:
-            out["attr_probs"] = inference.sigmoid(outputs["attr"])
+        for kind in kinds:
+            if kind == "va":
+                out.update(inference.split_va(jnp.tanh(outputs["va"])))
+            else:
+                name, link = links[kind]
+                out[name] = link(outputs[kind])
         return out
 
+    names = {links[k][0]: all_names[links[k][0]] for k in kinds if k in links}
+    return fields, names
+
+
+def make_predictor(config: Any):
+    """The ``predictor`` of a run (`affectjax.train.inference`), see `predict_fields`."""
+    fields, names = predict_fields(config)
+
     def predictor(cfg: Any, workdir: str, *, best: bool) -> inference.Inference:
-        wanted = {"expr": "expr_probs", "au": "au_probs", "attr": "attr_probs"}
-        present = {wanted[k] for k in kinds if k in wanted}
-        return inference.from_checkpoint(
-            MTL, cfg, workdir, best=best, fields=fields,
-            names={k: v for k, v in names.items() if k in present},
-            thresholds=inference.default_thresholds(present))
+        return inference.from_checkpoint(MTL, cfg, workdir, best=best, fields=fields,
+                                         names=names,
+                                         thresholds=inference.default_thresholds(names))
 
     return predictor
 

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+import scipy.special
 import torch
 
 from affectjax import balancing
@@ -225,3 +226,19 @@ def test_a_converted_backbone_goes_under_backbone(model_and_variables):
     # A run of the method itself is copied path by path.
     again, used_again, _ = mtl.merge_pretrained(None, variables, merged)
     assert len(used_again) == len(jax.tree.leaves(variables))
+
+
+def test_predictions_are_each_heads_link_with_named_classes(model_and_variables):
+    config, _, variables, forward = model_and_variables
+    outputs = forward(variables, _batch(3, n=4)["image"])
+    fields, names = mtl.predict_fields(config)
+    got = jax.device_get(fields(outputs, None))
+    va = np.tanh(np.asarray(outputs["va"], np.float64))
+    np.testing.assert_allclose(got["valence"], va[:, 0], atol=1e-6)
+    np.testing.assert_allclose(got["arousal"], va[:, 1], atol=1e-6)
+    np.testing.assert_allclose(got["expr_probs"], scipy.special.softmax(
+        np.asarray(outputs["expr"], np.float64), -1), atol=1e-6)
+    np.testing.assert_allclose(got["au_probs"], scipy.special.expit(
+        np.asarray(outputs["au"], np.float64)), atol=1e-6)
+    assert names == {"expr_probs": labels.EXPRESSIONS, "au_probs": labels.AUS}
+    assert mtl.specialize(config).predictor is not None
