@@ -202,3 +202,21 @@ def test_landmarks_come_back_in_pixels_of_each_image_and_aus_use_the_thresholds(
     row = predictor.rows(out)[0]
     assert row["au/AU0"] == 1 and row["au_prob/AU11"] == pytest.approx(0.95)
     assert row["landmark0_x"] == pytest.approx(20.0) and "parsing" not in row
+
+
+def test_four_devices_give_the_same_predictions(run, predicted):
+    """The batch is split over every local device (4 host devices in a subprocess)."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    _, out = predicted
+    np.save(run["root"] / "images.npy", np.stack(run["images"][:7]))
+    code = ("import sys, numpy as np, jax; from affectjax import predict; "
+            "p = predict.load(sys.argv[1]); "
+            "o = p(np.load(sys.argv[2]), batch_size=5); "
+            "assert jax.local_device_count() == 4; np.save(sys.argv[3], o['expr_probs'])")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    subprocess.run([sys.executable, "-c", code, run["workdir"], str(run["root"] / "images.npy"),
+                    str(run["root"] / "probs.npy")], check=True, env=env, cwd=REPO,
+                   timeout=300, capture_output=True)
+    np.testing.assert_allclose(np.load(run["root"] / "probs.npy"), out["expr_probs"][:7],
+                               atol=1e-5)
