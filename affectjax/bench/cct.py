@@ -1,7 +1,8 @@
 """Throughput of one CCT ensemble train step: stacked `jax.vmap` vs one network at a time.
 
     python -m affectjax.bench --method cct --num-networks 3 --model resnet18 --batch-size 32 \\
-        --image-size 224 [--dtype bfloat16] [--steps 20] [--warmup 3] [--no-torch] [--json out.json]
+        --image-size 224 [--dtype bfloat16] [--rounds 7 --steps-per-round 3 --warmup 3] \\
+        [--repeat 2] [--no-torch] [--json out.json]
 
 Consensual collaborative training (CCT; Gera & Balasubramanian, "Consensual Collaborative
 Training and Knowledge Distillation Based Facial Expression Recognition Under Noisy
@@ -28,22 +29,24 @@ term. For the model, batch, image size and dtype this times ONE optimizer step (
   M optimizers, forward all M, each member's loss as above with the others detached, M
   `backward()` calls and M optimizer steps (`--no-torch` skips it).
 
-Each step blocks on all its results (losses and states; `cuda.synchronize` for PyTorch);
-images/s is batch size / median step time. Ratios: `vmapped_cost_over_single` (vmapped
-step time / single step time; the goal is <= 2.4 for M = 3 on a GPU),
-`unrolled_cost_over_single`, `vmapped_speedup_over_unrolled`,
+Each step blocks on all its results (losses and states; `cuda.synchronize` for PyTorch).
+After compilation and `--warmup` untimed steps each, the variants run `--rounds`
+interleaved rounds of `--steps-per-round` steps, the order reversed every other round
+(`timing.interleave`), `--repeat` times; images/s is batch size / median step time. Ratios
+(`RATIOS`, each with a paired bootstrap 95 % interval over rounds, `timing.ratio_interval`):
+`vmapped_cost_over_single` (vmapped step time / single step time; the goal is <= 2.4 for
+M = 3 on a GPU), `unrolled_cost_over_single`, `vmapped_speedup_over_unrolled`,
 `vmapped_speedup_over_sequential_jax` and `vmapped_speedup_over_torch` (their step time /
 vmapped's; > 1 means vmapped is faster). `first_loss` is the loss of the first step, the
-same for vmapped and sequential_jax up to rounding. Peak memory uses `core`'s helpers; on a
-GPU JAX's peak counts from the process start, so each of single, vmapped and sequential_jax
-(run in this order) includes the earlier ones.
+same for vmapped and sequential_jax up to rounding. Peak memory (over compilation and
+warm-up) uses `core`'s helpers; on a GPU JAX's peak counts from the process start, so each
+of single, vmapped and sequential_jax (built in this order) includes the earlier ones.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import time
 from typing import Any, Callable
 
 import jax
@@ -70,40 +73,33 @@ def check_num_networks(num_networks: Any) -> int:
     return num_networks
 
 
-def _measure(step_once: Callable[[], Any], compile_s: float | None, cfg: dict[str, Any],
-             peak_mb: Callable[[], float]) -> dict[str, Any]:
-    """Times `step_once` as `core` does; it blocks and returns the loss (or members' losses)."""
-    first: list[Any] = []
+def _warm(step_once: Callable[[], Any], compile_s: float | None, cfg: dict[str, Any],
+          peak_mb: Callable[[], float], first_loss: dict[str, float],
+          name: str) -> timing.Prepared:
+    """Warms `step_once` up (it blocks and returns the loss or the members' losses);
+    `first_loss[name]` gets the summed loss of its first call."""
 
     def call():
         loss = step_once()
-        if not first:
-            first.append(loss)
+        if name not in first_loss:
+            first_loss[name] = sum(float(x) for x in jax.tree.leaves(loss))
 
+    return timing.warm_up(call, cfg["warmup"], peak_mb, compile_s)
+
+
+def _jitted(step: Any, state: Any, args: tuple, cfg: dict[str, Any],
+            peak_mb: Callable[[], float], first_loss: dict[str, float],
+            name: str) -> timing.Prepared:
+    """Compiles and warms up `step(state, *args) -> (state, loss)`, state donated."""
     timing.reset_peak_rss()
-    times = timing.time_steps(call, cfg["steps"], cfg["warmup"])
-    result = timing.summary(times, cfg["batch_size"], compile_s, peak_mb())
-    result["first_loss"] = sum(float(x) for x in jax.tree.leaves(first[0]))
-    return result
-
-
-def _compile(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    return compiled, time.perf_counter() - start
-
-
-def _time_jitted(step: Any, state: Any, args: tuple, cfg: dict[str, Any],
-                 peak_mb: Callable[[], float]) -> dict[str, Any]:
-    """Compiles and times `step(state, *args) -> (state, loss)`, state donated."""
-    compiled, compile_s = _compile(step, state, *args)
+    compiled, compile_s = timing.compile_timed(step, state, *args)
     holder = [state]
 
     def once():
         holder[0], loss = compiled(holder[0], *args)
         return jax.block_until_ready((holder[0], loss))[1]
 
-    return _measure(once, compile_s, cfg, peak_mb)
+    return _warm(once, compile_s, cfg, peak_mb, first_loss, name)
 
 
 def _optimize(tx: optax.GradientTransformation, loss_fn: Callable[..., Any],
@@ -115,8 +111,10 @@ def _optimize(tx: optax.GradientTransformation, loss_fn: Callable[..., Any],
     return {"params": params, "batch_stats": stats, "opt_state": opt_state}, loss
 
 
-def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Times the `single`, `vmapped`, `unrolled` and `sequential_jax` steps (module docstring)."""
+def jax_steps(model_name: str, num_networks: int, cfg: dict[str, Any],
+              first_loss: dict[str, float]) -> dict[str, timing.Prepared]:
+    """The `single`, `vmapped`, `unrolled` and `sequential_jax` steps (module docstring),
+    compiled and warmed up; `first_loss` gets each one's first loss."""
     m = num_networks
     setup = core.make_affectjax_train_step(
         model_name, batch_size=cfg["batch_size"], image_size=cfg["image_size"],
@@ -126,8 +124,8 @@ def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[s
     def peak_mb() -> float:
         return core._jax_peak_mb(jax.devices()[0]) or timing.peak_rss_mb()
 
-    results = {"single": _time_jitted(setup.step, setup.state, (images, labels, key), cfg,
-                                      peak_mb)}
+    results = {"single": _jitted(setup.step, setup.state, (images, labels, key), cfg,
+                                 peak_mb, first_loss, "single")}
     tx = ensemble.per_member(core._optimizer(cfg["optimizer"]))
     single_tx = core._optimizer(cfg["optimizer"])
 
@@ -156,9 +154,8 @@ def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[s
         return jax.jit(step, donate_argnums=(0,))
 
     for name, strategy in (("vmapped", "vmap"), ("unrolled", "unroll")):
-        results[name] = _time_jitted(stacked_step(strategy),
-                                     init(jax.random.key(0), images, False),
-                                     (images, labels, key), cfg, peak_mb)
+        results[name] = _jitted(stacked_step(strategy), init(jax.random.key(0), images, False),
+                                (images, labels, key), cfg, peak_mb, first_loss, name)
 
     # sequential_jax: M variable sets, M forwards, then M calls of one jitted step.
     keys = list(jax.random.split(key, m))  # member j's dropout key, as in ensemble.apply
@@ -186,10 +183,12 @@ def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[s
         return _optimize(single_tx, loss_fn, state)
 
     holder = init(jax.random.key(0), images, True)
-    fwd, compile_fwd = _compile(forward, holder[0], images, keys[0])
+    timing.reset_peak_rss()
+    fwd, compile_fwd = timing.compile_timed(forward, holder[0], images, keys[0])
     logits0 = tuple(fwd(s, images, k) for s, k in zip(holder, keys))
-    step, compile_step = _compile(jax.jit(member_step, donate_argnums=(0,)), holder[0],
-                                  images, labels, logits0, indices[0], keys[0])
+    step, compile_step = timing.compile_timed(jax.jit(member_step, donate_argnums=(0,)),
+                                              holder[0], images, labels, logits0, indices[0],
+                                              keys[0])
 
     def sequential_once():
         all_logits = tuple(fwd(s, images, k) for s, k in zip(holder, keys))
@@ -198,91 +197,82 @@ def bench_jax(model_name: str, num_networks: int, cfg: dict[str, Any]) -> dict[s
         holder[:] = [s for s, _ in outs]
         return [loss for _, loss in jax.block_until_ready(outs)]
 
-    results["sequential_jax"] = _measure(sequential_once, compile_fwd + compile_step, cfg,
-                                         peak_mb)
+    results["sequential_jax"] = _warm(sequential_once, compile_fwd + compile_step, cfg, peak_mb,
+                                      first_loss, "sequential_jax")
     return results
 
 
-def bench_torch(model_name: str, num_networks: int, cfg: dict[str, Any],
-                channels_last: bool = True) -> dict[str, Any]:
-    """Times the authors' PyTorch scheme (`torch_reference.make_torch_cct_step`)."""
+def torch_step(model_name: str, num_networks: int, cfg: dict[str, Any],
+               first_loss: dict[str, float], channels_last: bool = True) -> timing.Prepared:
+    """The authors' PyTorch scheme (`torch_reference.make_torch_cct_step`), warmed up."""
     step_once, peak_mb = torch_bench.make_torch_cct_step(
         model_name, num_networks=num_networks, lam=LAM, batch_size=cfg["batch_size"],
         image_size=cfg["image_size"], dtype=cfg["dtype"], optimizer=cfg["optimizer"],
         channels_last=channels_last)
-    return _measure(step_once, None, cfg, peak_mb)
+    timing.reset_peak_rss()
+    return _warm(step_once, None, cfg, peak_mb, first_loss, "torch")
+
+
+RATIOS = {
+    "vmapped_cost_over_single": ("single", "vmapped"),
+    "unrolled_cost_over_single": ("single", "unrolled"),
+    "vmapped_speedup_over_unrolled": ("vmapped", "unrolled"),
+    "vmapped_speedup_over_sequential_jax": ("vmapped", "sequential_jax"),
+    "vmapped_speedup_over_torch": ("vmapped", "torch"),
+}
+"""Ratio name -> (A, B) for `timing.ratio_interval` (B's step time over A's)."""
 
 
 def run(model: str, *, num_networks: int = 3, batch_size: int = 32, image_size: int = 224,
-        dtype: str = "float32", steps: int = 20, warmup: int = 3, optimizer: str = "adam",
-        torch_reference_too: bool = True, torch_channels_last: bool = True) -> dict[str, Any]:
-    """Benchmarks the CCT ensemble step and returns the JSON-able record."""
+        dtype: str = "float32", rounds: int = 7, steps_per_round: int = 3, warmup: int = 3,
+        repeat: int = 1, optimizer: str = "adam", torch_reference_too: bool = True,
+        torch_channels_last: bool = True) -> dict[str, Any]:
+    """Benchmarks the CCT ensemble step and returns the JSON-able record.
+
+    The variants are timed in interleaved rounds (`timing.measure`), the record laid out as
+    `core.run`'s with `cct` (variant -> summary over all repeats, with `first_loss`) in
+    place of the frameworks, and `RATIOS` as its ratios.
+    """
     num_networks = check_num_networks(num_networks)
     if model not in models.MODELS:
         raise registry.unknown_name_error("model", model, models.MODELS)
     if dtype not in core.DTYPES:
         raise ValueError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
-    cfg = dict(batch_size=batch_size, image_size=image_size, dtype=dtype, steps=steps,
-               warmup=warmup, optimizer=optimizer)
+    timing.check_settings(rounds=rounds, steps_per_round=steps_per_round, warmup=warmup,
+                          repeat=repeat)
+    cfg = dict(batch_size=batch_size, image_size=image_size, dtype=dtype, warmup=warmup,
+               optimizer=optimizer)
     record: dict[str, Any] = {
         "config": {"model": model, "method": "cct", "num_networks": num_networks, "lam": LAM,
-                   **cfg},
+                   **cfg, "rounds": rounds, "steps_per_round": steps_per_round,
+                   "repeat": repeat, "bootstrap": dict(timing.BOOTSTRAP)},
         "device": core.device_description(),
-        "load_average_before": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": timing.load_average(),
         "versions": {"jax": jax.__version__},
-        "cct": bench_jax(model, num_networks, cfg),
     }
+    first_loss: dict[str, float] = {}
+    prepared = jax_steps(model, num_networks, cfg, first_loss)
     if torch_reference_too:
         import torch
 
         record["versions"]["torch"] = torch.__version__
         record["torch_threads"] = torch.get_num_threads()
-        record["cct"]["torch"] = bench_torch(model, num_networks, cfg, torch_channels_last)
-    t = {name: r["median_step_s"] for name, r in record["cct"].items()}
-    record["ratio"] = {"vmapped_cost_over_single": t["vmapped"] / t["single"],
-                       "unrolled_cost_over_single": t["unrolled"] / t["single"]}
-    for other in ("unrolled", "sequential_jax", "torch"):
-        if other in t:
-            record["ratio"][f"vmapped_speedup_over_{other}"] = t[other] / t["vmapped"]
-    record["load_average_after"] = list(os.getloadavg())
+        prepared["torch"] = torch_step(model, num_networks, cfg, first_loss, torch_channels_last)
+    res = timing.measure({"train_step": prepared}, batch=batch_size,
+                         pairs={"train_step": RATIOS}, rounds=rounds,
+                         steps_per_round=steps_per_round, repeat=repeat)
+    record.update(_variants(res))
+    for name, summary in record["cct"].items():
+        summary["first_loss"] = first_loss[name]
+    record["repeats"] = [_variants(rep) for rep in res["repeats"]]
+    record["load_average_after"] = timing.load_average()
     return record
 
 
-VARIANTS = {
-    "single": "single (1 net, CE)",
-    "vmapped": "vmapped (M nets, 1 jit)",
-    "unrolled": "unrolled (M nets, 1 jit, loop)",
-    "sequential_jax": "sequential_jax (M fwd + M jitted steps)",
-    "torch": "torch (M models, M backward)",
-}
-
-
-def format_table(record: dict[str, Any]) -> str:
-    """Renders a `run` record as a Markdown table and the ratios under it."""
-    cfg, versions, m = record["config"], record["versions"], record["config"]["num_networks"]
-    lines = [
-        f"CCT ensemble train step, M={m} networks, lam {cfg['lam']}: model {cfg['model']}, "
-        f"batch {cfg['batch_size']}, {cfg['image_size']}x{cfg['image_size']}, {cfg['dtype']}, "
-        f"optimizer {cfg['optimizer']}, median of {cfg['steps']} steps after {cfg['warmup']} "
-        f"warm-up; device {record['device']}; jax {versions['jax']}, torch "
-        f"{versions.get('torch', '-')}; 1-min load average "
-        f"{record['load_average_before'][0]:.1f} before, "
-        f"{record['load_average_after'][0]:.1f} after", "",
-        "| variant | img/s | step ms | compile s | peak MB | first loss |",
-        "|---|---|---|---|---|---|"]
-    for name, label in VARIANTS.items():
-        r = record["cct"].get(name)
-        cells = ["-"] * 5 if r is None else [
-            f"{r['images_per_s']:.1f}", f"{1e3 * r['median_step_s']:.1f}",
-            "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}",
-            f"{r['peak_memory_mb']:.0f}", f"{r['first_loss']:.4f}"]
-        lines.append("| " + " | ".join([label, *cells]) + " |")
-    ratio = {k: f"{v:.2f}x" for k, v in record["ratio"].items()}
-    lines += ["", f"vmapped / single step time: {ratio['vmapped_cost_over_single']} (goal <= "
-              f"2.4x for M=3 on GPU), unrolled / single: {ratio['unrolled_cost_over_single']}; "
-              f"vmapped speed-up over unrolled: {ratio['vmapped_speedup_over_unrolled']}, over "
-              f"sequential_jax: {ratio['vmapped_speedup_over_sequential_jax']}, over torch: "
-              f"{ratio.get('vmapped_speedup_over_torch', '-')}"]
-    return "\n".join(lines)
+def _variants(part: dict[str, Any]) -> dict[str, Any]:
+    """A `timing.results` part with its `summary` as `cct` (variant -> summary); its other
+    keys but `repeats` kept."""
+    out = {k: v for k, v in part.items() if k not in ("summary", "repeats")}
+    out["cct"] = part["summary"]["train_step"]
+    return out

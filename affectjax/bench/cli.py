@@ -1,7 +1,9 @@
 """The command line of the benchmark: ``python -m affectjax.bench [--method single|cct]``.
 
 ``--method single`` (the default) times one network (`affectjax.bench.core`); ``--method
-cct --num-networks M`` the M-network CCT ensemble step (`affectjax.bench.cct`).
+cct --num-networks M`` the M-network CCT ensemble step (`affectjax.bench.cct`). Both time
+``--rounds`` interleaved rounds of ``--steps-per-round`` steps per framework or variant
+after ``--warmup`` untimed steps, ``--repeat`` times, and print `report.format_table`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,27 @@ from typing import Any
 from affectjax import models
 from affectjax.bench import cct
 from affectjax.bench import core
+from affectjax.bench import report
+from affectjax.bench import timing
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
-        prog="python -m affectjax.bench", description=__doc__.split("\n")[0]
+        prog="python -m affectjax.bench", description=__doc__.split("\n")[0],
+        allow_abbrev=False,  # no `--steps` silently read as `--steps-per-round`
     )
     parser.add_argument("--model", default="efficientnet_b0", choices=sorted(models.MODELS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="interleaved rounds; the order alternates from round to round")
+    parser.add_argument("--steps-per-round", type=int, default=3,
+                        help="timed steps of each framework (variant) per round")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed steps of each after its compilation")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rerun the rounds N times in this process, one interval each")
     parser.add_argument("--optimizer", default=None, choices=("sgd", "adam"),
                         help="default: sgd for --method single, adam for --method cct")
     parser.add_argument("--method", default="single", choices=("single", "cct"),
@@ -39,41 +50,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="PyTorch in NCHW contiguous format instead of channels_last",
     )
     args = parser.parse_args(argv)
-    if args.method == "cct":
-        try:
-            num_networks = cct.check_num_networks(
-                3 if args.num_networks is None else args.num_networks)
-        except ValueError as err:
-            raise SystemExit(str(err)) from None
-        record = cct.run(
-            args.model, num_networks=num_networks, batch_size=args.batch_size,
-            image_size=args.image_size, dtype=args.dtype, steps=args.steps, warmup=args.warmup,
-            optimizer=args.optimizer or "adam", torch_reference_too=not args.no_torch,
-            torch_channels_last=not args.torch_contiguous,
-        )
-        print(cct.format_table(record))
-    elif args.num_networks is not None:
+    if args.method != "cct" and args.num_networks is not None:
         raise SystemExit("--num-networks applies to --method cct only")
+    try:  # the settings' errors as one line, before anything is built
+        timing.check_settings(rounds=args.rounds, steps_per_round=args.steps_per_round,
+                              warmup=args.warmup, repeat=args.repeat)
+        num_networks = cct.check_num_networks(
+            3 if args.num_networks is None else args.num_networks)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    timed = dict(batch_size=args.batch_size, image_size=args.image_size, dtype=args.dtype,
+                 rounds=args.rounds, steps_per_round=args.steps_per_round, warmup=args.warmup,
+                 repeat=args.repeat, torch_reference_too=not args.no_torch,
+                 torch_channels_last=not args.torch_contiguous)
+    if args.method == "cct":
+        record = cct.run(args.model, num_networks=num_networks,
+                         optimizer=args.optimizer or "adam", **timed)
     else:
-        record = _run_single(args)
+        record = core.run(args.model, optimizer=args.optimizer or "sgd", **timed)
+    print(report.format_table(record))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)
     return record
-
-
-def _run_single(args: argparse.Namespace) -> dict[str, Any]:
-    record = core.run(
-        args.model,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        dtype=args.dtype,
-        steps=args.steps,
-        warmup=args.warmup,
-        optimizer=args.optimizer or "sgd",
-        torch_reference_too=not args.no_torch,
-        torch_channels_last=not args.torch_contiguous,
-    )
-    print(core.format_table(record))
-    return record
-

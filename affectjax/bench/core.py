@@ -1,7 +1,8 @@
 """Throughput of affectjax models against their PyTorch reference, in the same process.
 
     python -m affectjax.bench --model efficientnet_b0 --batch-size 32 --image-size 224 \\
-        --dtype float32 --steps 20 --warmup 3 [--optimizer sgd|adam] [--json out.json] [--no-torch]
+        --dtype float32 [--rounds 7 --steps-per-round 3 --warmup 3] [--repeat 2] \\
+        [--optimizer sgd|adam] [--json out.json] [--no-torch]
 
 For the model, batch size, image size and dtype it times
 
@@ -10,21 +11,24 @@ For the model, batch size, image size and dtype it times
   (SGD with momentum 0.9 or Adam), one `jax.jit` with the state donated; PyTorch the same
   with `backward()` and `torch.optim`;
 
-of affectjax and of the PyTorch reference (`affectjax.bench.torch_reference`: timm's model of the same
-name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
+of affectjax and of the PyTorch reference (`affectjax.bench.torch_reference`: timm's model of
+the same name; torchvision's ResNet-18; for `efficientnet_tiny` and `emotieffnet` timm's
 `EfficientNet` class built from the same block strings) with the same dropout and drop-path
-rates. Each is timed after
-`--warmup` untimed steps, `--steps` times, with `block_until_ready` / `cuda.synchronize`;
-the table gives images/s from the median step time, the ratio affectjax / PyTorch, the
-affectjax compile time, and peak memory (GPU: device peak bytes; CPU: the process's peak
-resident set size during that measurement, reset before each one through
-`/proc/self/clear_refs`). PyTorch runs in `channels_last` memory format (`--torch-contiguous`
-for NCHW) with denormals flushed to zero, as XLA does. `--dtype bfloat16` runs affectjax with
-bfloat16 computation (float32 parameters) and PyTorch under `torch.autocast(bfloat16)` on its
-device (on CPU that is oneDNN's bf16 autocast). Numbers are a benchmark, never a unit-test
-assertion. The affectjax train step is `make_affectjax_train_step`, which
-`python -m affectjax.bench.profile` also profiles op by op. `--method cct [--num-networks M]`
-times the M-network CCT ensemble step instead (`affectjax.bench.cct`).
+rates. Each step is compiled (affectjax; the compile time is reported apart) and warmed up
+`--warmup` times; then each phase runs `--rounds` interleaved rounds of `--steps-per-round`
+steps per framework, the order alternating from round to round (`timing.interleave`), with
+`block_until_ready` / `cuda.synchronize`; `--repeat N` reruns the rounds N times. The table
+(`report.format_table`) gives per framework images/s from the median step time, the median
+and minimum step, the ratio affectjax / PyTorch with a paired bootstrap 95 % interval over
+rounds (`timing.ratio_interval`), the affectjax compile time, peak memory (GPU: device peak
+bytes; CPU: the process's peak resident set size over compilation and warm-up, reset before
+each through `/proc/self/clear_refs`) and the load average before and after. PyTorch runs in
+`channels_last` memory format (`--torch-contiguous` for NCHW) with denormals flushed to zero,
+as XLA does. `--dtype bfloat16` runs affectjax with bfloat16 computation (float32 parameters)
+and PyTorch under `torch.autocast(bfloat16)` on its device (on CPU oneDNN's bf16 autocast).
+Numbers are a benchmark, never a unit-test assertion. The affectjax train step is
+`make_affectjax_train_step`, which `python -m affectjax.bench.profile` also profiles op by op.
+`--method cct [--num-networks M]` times the M-network CCT ensemble step (`affectjax.bench.cct`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import time
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
@@ -98,7 +101,7 @@ def make_affectjax_train_step(
     optimizer: str = "sgd",
     model_kwargs: dict[str, Any] | None = None,
 ) -> TrainStepSetup:
-    """Builds the train step timed by `bench_affectjax` and profiled by `affectjax.bench.profile`.
+    """Builds the train step timed by `affectjax_steps` and profiled by `affectjax.bench.profile`.
 
     The step is train-mode forward (dropout and drop path on, BatchNorm batch statistics
     updated) + mean softmax cross-entropy + gradient + optax update, as one pure function
@@ -157,35 +160,27 @@ def make_affectjax_train_step(
     return TrainStepSetup(step, state, images, labels, jax.random.key(1), model)
 
 
-def bench_affectjax(
-    name: str,
-    *,
-    batch_size: int,
-    image_size: int,
-    dtype: str,
-    steps: int,
-    warmup: int,
-    optimizer: str = "sgd",
-) -> dict[str, dict[str, Any]]:
-    """Times forward and train step of `affectjax.models.create(name)`.
+def affectjax_steps(name: str, *, batch_size: int, image_size: int, dtype: str, warmup: int,
+                    optimizer: str = "sgd") -> dict[str, timing.Prepared]:
+    """Compiles and warms up the forward and the train step of `affectjax.models.create(name)`.
 
     Args:
         name: a key of `affectjax.models.MODELS`.
         batch_size, image_size, dtype, optimizer: as `make_affectjax_train_step`.
-        steps: timed steps (the median is reported).
-        warmup: untimed steps before them.
+        warmup: untimed steps after the compilation.
 
     Returns:
-        `{"forward": summary, "train_step": summary}`, each with `images_per_s`,
-        `median_step_s`, `min_step_s`, `compile_s`, `peak_memory_mb`.
+        `{"forward": prepared, "train_step": prepared}` (`timing.Prepared`): each step blocks
+        on its result; the train step carries its donated state from call to call.
     """
     setup = make_affectjax_train_step(
         name, batch_size=batch_size, image_size=image_size, dtype=dtype, optimizer=optimizer
     )
     model, images, labels, key = setup.model, setup.images, setup.labels, setup.key
-    variables = {"params": setup.state["params"], "batch_stats": setup.state["batch_stats"]}
+    # A copy: the train step donates `setup.state`, and the two steps alternate.
+    variables = jax.tree.map(jnp.array, {"params": setup.state["params"],
+                                         "batch_stats": setup.state["batch_stats"]})
     device = jax.devices()[0]
-    results = {}
 
     @jax.jit
     def forward(variables, images):
@@ -195,25 +190,21 @@ def bench_affectjax(
         return _jax_peak_mb(device) or timing.peak_rss_mb()
 
     timing.reset_peak_rss()
-    start = time.perf_counter()
-    compiled_fwd = forward.lower(variables, images).compile()
-    compile_fwd = time.perf_counter() - start
-    times = timing.time_steps(lambda: compiled_fwd(variables, images).block_until_ready(), steps, warmup)
-    results["forward"] = timing.summary(times, batch_size, compile_fwd, peak_mb())
+    compiled_fwd, compile_fwd = timing.compile_timed(forward, variables, images)
+    steps = {"forward": timing.warm_up(
+        lambda: compiled_fwd(variables, images).block_until_ready(), warmup, peak_mb, compile_fwd)}
 
     timing.reset_peak_rss()
-    start = time.perf_counter()
-    compiled_step = setup.step.lower(setup.state, images, labels, key).compile()
-    compile_step = time.perf_counter() - start
+    compiled_step, compile_step = timing.compile_timed(
+        setup.step, setup.state, images, labels, key)
     holder = {"state": setup.state}
 
     def run_step():
         holder["state"], loss = compiled_step(holder["state"], images, labels, key)
         loss.block_until_ready()
 
-    times = timing.time_steps(run_step, steps, warmup)
-    results["train_step"] = timing.summary(times, batch_size, compile_step, peak_mb())
-    return results
+    steps["train_step"] = timing.warm_up(run_step, warmup, peak_mb, compile_step)
+    return steps
 
 
 def device_description() -> str:
@@ -231,34 +222,8 @@ def device_description() -> str:
     return f"cpu: {model}, {os.cpu_count()} cores"
 
 
-def format_table(record: dict[str, Any]) -> str:
-    """Renders a `run` record as a Markdown table."""
-    cfg, versions = record["config"], record["versions"]
-    size = cfg["image_size"]
-    lines = [
-        f"model {cfg['model']}, batch {cfg['batch_size']}, {size}x{size}, {cfg['dtype']}, "
-        f"optimizer {cfg['optimizer']}, median of {cfg['steps']} steps after {cfg['warmup']} "
-        f"warm-up; device {record['device']}; jax {versions['jax']}, "
-        f"torch {versions.get('torch', '-')} ({record.get('torch_memory_format', '-')}, "
-        f"{record.get('torch_threads', '-')} threads); 1-min load average "
-        f"{record['load_average_before'][0]:.1f} before, "
-        f"{record['load_average_after'][0]:.1f} after",
-        "",
-        "| phase | affectjax img/s | PyTorch img/s | ratio affectjax/PyTorch | "
-        "affectjax compile s | affectjax peak MB | PyTorch peak MB |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for phase in ("forward", "train_step"):
-        ours = record["affectjax"][phase]
-        ref = record.get("torch", {}).get(phase)
-        cells = [phase, f"{ours['images_per_s']:.1f}", "-", "-", f"{ours['compile_s']:.1f}"]
-        cells += [f"{ours['peak_memory_mb']:.0f}", "-"]
-        if ref:
-            cells[2] = f"{ref['images_per_s']:.1f}"
-            cells[3] = f"{ours['images_per_s'] / ref['images_per_s']:.2f}"
-            cells[6] = f"{ref['peak_memory_mb']:.0f}"
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+PHASES = ("forward", "train_step")
+FRAMEWORKS = ("affectjax", "torch")
 
 
 def run(
@@ -267,35 +232,39 @@ def run(
     batch_size: int = 32,
     image_size: int = 224,
     dtype: str = "float32",
-    steps: int = 20,
+    rounds: int = 7,
+    steps_per_round: int = 3,
     warmup: int = 3,
+    repeat: int = 1,
     optimizer: str = "sgd",
     torch_reference_too: bool = True,
     torch_channels_last: bool = True,
 ) -> dict[str, Any]:
-    """Benchmarks affectjax (and the PyTorch reference) and returns the JSON-able record."""
+    """Benchmarks affectjax (and the PyTorch reference) and returns the JSON-able record.
+
+    Both frameworks' steps are built and warmed up, then each phase is timed in interleaved
+    rounds (`timing.repeat_rounds`), `repeat` times. The record holds `config`, `device`,
+    `cpu_count`, `versions`, the load averages before and after, per framework and phase
+    the summary over all repeats (`affectjax`, `torch`), `ratio`, `ratio_interval`,
+    `intervals_overlap`, and `repeats` with every round's step seconds (`timing.results`).
+    """
     if model not in models.MODELS:
         raise registry.unknown_name_error("model", model, models.MODELS)
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"--steps must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
-    kwargs = dict(
-        batch_size=batch_size,
-        image_size=image_size,
-        dtype=dtype,
-        steps=steps,
-        warmup=warmup,
-        optimizer=optimizer,
-    )
+    timing.check_settings(rounds=rounds, steps_per_round=steps_per_round, warmup=warmup,
+                          repeat=repeat)
+    build = dict(batch_size=batch_size, image_size=image_size, dtype=dtype, warmup=warmup,
+                 optimizer=optimizer)
     record: dict[str, Any] = {
-        "config": {"model": model, **kwargs},
+        "config": {"model": model, **build, "rounds": rounds, "steps_per_round": steps_per_round,
+                   "repeat": repeat, "bootstrap": dict(timing.BOOTSTRAP)},
         "device": device_description(),
-        "load_average_before": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": timing.load_average(),
         "versions": {"jax": jax.__version__},
-        "affectjax": bench_affectjax(model, **kwargs),
     }
-    record["load_average_after"] = list(os.getloadavg())
+    prepared = {"affectjax": affectjax_steps(model, **build)}
     if torch_reference_too:
         import torch
 
@@ -303,10 +272,22 @@ def run(
         record["torch_threads"] = torch.get_num_threads()
         fmt = "channels_last" if torch_channels_last else "contiguous (NCHW)"
         record["torch_memory_format"] = fmt
-        record["torch"] = torch_bench.bench_torch(model, channels_last=torch_channels_last, **kwargs)
-        record["ratio"] = {
-            p: record["affectjax"][p]["images_per_s"] / record["torch"][p]["images_per_s"]
-            for p in ("forward", "train_step")
-        }
-    record["load_average_after"] = list(os.getloadavg())
+        prepared["torch"] = torch_bench.torch_steps(model, channels_last=torch_channels_last,
+                                                    **build)
+    by_phase = {p: {fw: steps[p] for fw, steps in prepared.items()} for p in PHASES}
+    res = timing.measure(by_phase, batch=batch_size, pairs={p: {p: FRAMEWORKS} for p in PHASES},
+                         rounds=rounds, steps_per_round=steps_per_round, repeat=repeat)
+    record.update(_by_framework(res))
+    record["repeats"] = [_by_framework(rep) for rep in res["repeats"]]
+    record["load_average_after"] = timing.load_average()
     return record
+
+
+def _by_framework(part: dict[str, Any]) -> dict[str, Any]:
+    """A `timing.results` part with its `summary` (phase -> framework -> x) turned into
+    framework -> phase -> x at the top; its other keys but `repeats` kept."""
+    by_phase = part["summary"]
+    out = {k: v for k, v in part.items() if k not in ("summary", "repeats")}
+    out.update({fw: {p: by_fw[fw] for p, by_fw in by_phase.items()}
+                for fw in FRAMEWORKS if fw in by_phase[PHASES[0]]})
+    return out

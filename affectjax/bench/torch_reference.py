@@ -1,9 +1,9 @@
-"""The PyTorch side of `python -m affectjax.bench`: reference models and their timing.
+"""The PyTorch side of `python -m affectjax.bench`: reference models and their steps.
 
 `torch_reference` builds the model an affectjax model is measured against (timm's model of
 the same name; torchvision's ResNet-18/34/50; for `efficientnet_tiny` and `emotieffnet` timm's
-`EfficientNet` built from the same block strings), and `bench_torch` times it exactly as
-`affectjax.bench.core.bench_affectjax` times affectjax (same record keys);
+`EfficientNet` built from the same block strings); `torch_steps` builds and warms up its
+forward and train step as `affectjax.bench.core.affectjax_steps` does affectjax's;
 `make_torch_cct_step` is the M-network CCT step that `affectjax.bench.cct` times. torch,
 torchvision and timm are imported lazily: they are test/benchmark dependencies only.
 """
@@ -43,22 +43,27 @@ def torch_reference(name: str, module: Any) -> Any:
     )
 
 
-def bench_torch(
+def torch_steps(
     name: str,
     *,
     batch_size: int,
     image_size: int,
     dtype: str,
-    steps: int,
     warmup: int,
     optimizer: str = "sgd",
     channels_last: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Times the PyTorch reference the same way as `bench_affectjax` (same keys).
+) -> dict[str, timing.Prepared]:
+    """The PyTorch reference's forward and train step, warmed up, as `core.affectjax_steps`.
 
     The model and images are in `torch.channels_last` memory format (NHWC, as affectjax;
     timm's recommended setting) unless `channels_last=False`, and denormals are flushed to
-    zero (`torch.set_flush_denormal(True)`), as XLA does on CPU.
+    zero (`torch.set_flush_denormal(True)`), as XLA does on CPU. The forward step puts the
+    model in `eval()` mode and the train step in `train()` mode at each call (a flag walk
+    over the modules), since `interleave` alternates them.
+
+    Returns:
+        `{"forward": prepared, "train_step": prepared}` (`timing.Prepared`, `compile_s`
+        None); each step ends with `cuda.synchronize` on a GPU.
     """
     import torch
 
@@ -89,11 +94,13 @@ def bench_torch(
         timing.reset_peak_rss()
 
     def forward():
+        model.eval()
         with torch.no_grad(), autocast:
             model(images)
         sync()
 
     def train_step():
+        model.train()
         opt.zero_grad(set_to_none=True)
         with autocast:
             loss = torch.nn.functional.cross_entropy(model(images), labels)
@@ -101,16 +108,11 @@ def bench_torch(
         opt.step()
         sync()
 
-    results = {}
-    model.eval()
-    reset()
-    times = timing.time_steps(forward, steps, warmup)
-    results["forward"] = timing.summary(times, batch_size, None, peak())
-    model.train()
-    reset()
-    times = timing.time_steps(train_step, steps, warmup)
-    results["train_step"] = timing.summary(times, batch_size, None, peak())
-    return results
+    steps = {}
+    for phase, step in (("forward", forward), ("train_step", train_step)):
+        reset()
+        steps[phase] = timing.warm_up(step, warmup, peak)
+    return steps
 
 
 def make_torch_cct_step(
@@ -130,7 +132,7 @@ def make_torch_cct_step(
     (lr 1e-3); a step runs the forward of all M, then for each member j the loss
     `(1 - lam) CE_j + lam sum_{k != j} KL(p_k || p_j)` with the other members' outputs
     detached, its own `backward()`, then the M optimizer steps and `cuda.synchronize`.
-    Images, labels, memory format and autocast are as in `bench_torch`.
+    Images, labels, memory format and autocast are as in `torch_steps`.
 
     Returns:
         `(step, peak_mb)`: `step()` runs one step and returns the members' summed loss;

@@ -16,31 +16,68 @@ pytestmark = pytest.mark.usefixtures("fast_compiled")
 def _check_summary(summary):
     assert summary["images_per_s"] > 0 and math.isfinite(summary["images_per_s"])
     assert 0 < summary["min_step_s"] <= summary["median_step_s"]
-    assert summary["peak_memory_mb"] > 0
 
 
 def test_bench_cli_prints_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench.main([  # the settings of test_cct.py's single network: its programs are compiled once
         "--model", "efficientnet_tiny", "--batch-size", "4", "--image-size", "32",
-        "--steps", "1", "--warmup", "1", "--optimizer", "adam", "--json", str(out),
+        "--rounds", "2", "--steps-per-round", "1", "--warmup", "1", "--repeat", "2",
+        "--optimizer", "adam", "--json", str(out),
     ])
     printed = capsys.readouterr().out
     assert "| forward |" in printed and "| train_step |" in printed
+    assert "| train_step, repeat 2 |" in printed and "repeats' intervals overlap:" in printed
     assert "efficientnet_tiny" in printed and ("device cpu" in printed or "device gpu" in printed)
     record = json.loads(out.read_text())
     assert record["config"]["model"] == "efficientnet_tiny"
     for side in ("affectjax", "torch"):
         for phase in ("forward", "train_step"):
             _check_summary(record[side][phase])
+            assert record[side][phase]["peak_memory_mb"] > 0
+            for rep in record["repeats"]:
+                _check_summary(rep[side][phase])
+                rounds = rep[side][phase]["rounds_s"]
+                assert len(rounds) == 2 and all(len(r) == 1 and r[0] > 0 for r in rounds)
     assert record["affectjax"]["train_step"]["compile_s"] > 0
-    assert record["ratio"]["train_step"] > 0
+    lo, hi = record["ratio_interval"]["train_step"]
+    assert 0 < lo <= hi and record["ratio"]["train_step"] > 0
+
+
+def test_record_keeps_every_round_and_interleaves_the_frameworks(fake_steps):
+    record = bench.run("efficientnet_tiny", rounds=3, steps_per_round=2, warmup=1, repeat=2)
+    assert record == json.loads(json.dumps(record))
+    assert record["config"] == {
+        "model": "efficientnet_tiny", "batch_size": 32, "image_size": 224, "dtype": "float32",
+        "warmup": 1, "optimizer": "sgd", "rounds": 3, "steps_per_round": 2, "repeat": 2,
+        "bootstrap": {"resamples": 2000, "seed": 0, "level": 0.95}}
+    assert set(record) == {
+        "config", "device", "cpu_count", "load_average_before", "load_average_after",
+        "versions", "torch_threads", "torch_memory_format", "affectjax", "torch", "ratio",
+        "ratio_interval", "intervals_overlap", "repeats"}
+    assert record["cpu_count"] >= 1 and len(record["load_average_after"]) == 3
+    assert record["affectjax"]["train_step"]["compile_s"] == 1.0
+    assert record["torch"]["forward"]["compile_s"] is None
+    assert set(record["ratio"]) == set(record["intervals_overlap"]) == {"forward", "train_step"}
+    assert len(record["repeats"]) == 2
+    for rep in record["repeats"]:
+        assert set(rep) == {"load_average_before", "load_average_after", "affectjax", "torch",
+                            "ratio", "ratio_interval"}
+        for side in ("affectjax", "torch"):
+            assert [len(r) for r in rep[side]["train_step"]["rounds_s"]] == [2, 2, 2]
+    # Warm-up of each framework's steps, then per repeat and phase: A A B B, B B A A, A A B B.
+    warm = ["affectjax/forward", "affectjax/train_step", "torch/forward", "torch/train_step"]
+    timed = []
+    for phase in ("forward", "train_step"):
+        a, b = f"affectjax/{phase}", f"torch/{phase}"
+        timed += [a, a, b, b, b, b, a, a, a, a, b, b]
+    assert fake_steps == warm + timed * 2
 
 
 def test_bench_without_torch_and_bfloat16():
-    record = bench.run("efficientnet_tiny", batch_size=2, image_size=32, dtype="bfloat16", steps=1,
-                       warmup=0, torch_reference_too=False)
-    assert "torch" not in record
+    record = bench.run("efficientnet_tiny", batch_size=2, image_size=32, dtype="bfloat16",
+                       rounds=1, steps_per_round=1, warmup=0, torch_reference_too=False)
+    assert "torch" not in record and record["ratio"] == {}
     _check_summary(record["affectjax"]["train_step"])
     assert "| - |" in bench.format_table(record)
 
@@ -58,9 +95,15 @@ def test_torch_reference_matches_tiny_architecture():
 
 def test_bad_arguments_are_clear():
     with pytest.raises(KeyError, match="efficientnet_b0"):
-        bench.run("vit", steps=1)
+        bench.run("vit", rounds=1)
     with pytest.raises(ValueError, match="--dtype"):
-        bench.run("efficientnet_tiny", dtype="float16", steps=1)
+        bench.run("efficientnet_tiny", dtype="float16", rounds=1)
+    with pytest.raises(ValueError, match="--steps-per-round"):
+        bench.run("efficientnet_tiny", steps_per_round=0)
+    with pytest.raises(SystemExit, match="--repeat must be an integer >= 1, got 0"):
+        bench.main(["--model", "efficientnet_tiny", "--repeat", "0"])
+    with pytest.raises(SystemExit):  # no abbreviation: `--steps` is not `--steps-per-round`
+        bench.main(["--model", "efficientnet_tiny", "--steps", "2"])
 
 
 def test_make_affectjax_train_step_matches_reference_loss():
