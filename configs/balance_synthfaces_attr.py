@@ -13,8 +13,8 @@ on each task individually, based on its individual loss coefficient"), one dense
 backbone) at 112 px.
 
     python -m affectjax.sweep --config configs/balance_synthfaces_attr.py:quick \\
-        --grid balancer.name=ew,uw,dwa,gradnorm,ema,rema,dwema --seeds 0,1,2 \\
-        --workdir runs/sweeps/balance_synthfaces_attr
+        --grid balancer.name=ew,uw,dwa,ema,rema,dwema,gradnorm --seeds 0,1,2 \\
+        --jobs 2 --workdir runs/sweeps/balance_synthfaces_attr
 
 No ``fixed`` row here: the 40 tasks share one loss (BCE), so weights of 1 / (initial
 loss) are all 1 / ln 2, a uniform scale that Adam's updates do not see (EW again).

@@ -143,7 +143,8 @@ def balance_config(*, epochs: int) -> ml_collections.ConfigDict:
     phase; every balancer starts from the same weights (``init_seed`` 0) while ``seed``
     drives the data order and dropout. ``balancer.<name>`` sub-sections hold each
     balancer's own hyper-parameters (the paper: beta 0.1 for Aff-Wild2 and AffectNet, 0.2
-    for CelebA; DWA's T = 2; GradNorm's alpha = 1.5; UW's s_k from -0.5), so a sweep over
+    for CelebA; DWA's T = 2; GradNorm's alpha = 1.5; UW's s_k from -0.5; the EMA family's
+    floor eps on the moving average, 1e-8, not in the paper), so a sweep over
     ``balancer.name`` needs no other change.
     """
     c = base_config()
@@ -158,7 +159,8 @@ def balance_config(*, epochs: int) -> ml_collections.ConfigDict:
         loss_scale=dict()))  # task -> constant factor on its raw loss (e.g. au: 100)
     c.balancer = ml_collections.ConfigDict(dict(
         name="ew",  # ew | fixed | uw | dwa | gradnorm | ema | rema | dwema
-        ema=dict(beta=0.1), rema=dict(beta=0.1), dwema=dict(beta=0.1, temperature=2.0),
+        ema=dict(beta=0.1, eps=1e-8), rema=dict(beta=0.1, eps=1e-8),
+        dwema=dict(beta=0.1, temperature=2.0, eps=1e-8),
         dwa=dict(temperature=2.0), gradnorm=dict(alpha=1.5), uw=dict(init_log_var=-0.5)))
     c.phases.full.epochs = epochs
     c.optimizer.sam_rho = 0.0
