@@ -41,8 +41,7 @@ _ROW_ORDER = ("expr_label", "expr", "expr_probs", "valence", "arousal", "au", "a
 
 def _predicting_methods() -> list[str]:
     from affectjax import methods  # pylint: disable=import-outside-toplevel
-    return sorted(n for n, m in methods.METHODS.items()
-                  if m.predictor is not None or m.specialize is not None)
+    return sorted(n for n, m in methods.METHODS.items() if m.predictor is not None)
 
 
 def load(run_dir: str, *, best: bool = True, config: Any = None) -> "Predictor":

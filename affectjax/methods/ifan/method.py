@@ -211,6 +211,6 @@ IFAN_STAGE = Method(
     eval_merge=objectives.eval_merge, eval_finalize=_unspecialized,
     collect=lambda outputs, batch: {}, best_metric="score", inputs_fn=inputs,
     batch_keys=data_lib.BATCH_KEYS, make_apply=make_apply, make_data=make_data,
-    shared_group="backbone", specialize=specialize)
+    shared_group="backbone", specialize=specialize, predictor=_unspecialized)
 """One stage of the pipeline (the generic loop; `affectjax.methods.ifan.pipeline` builds
 its config and registers the two-stage method)."""

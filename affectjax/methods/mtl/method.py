@@ -209,5 +209,5 @@ MTL = Method(
     build_model=build_model, param_groups=param_groups, make_loss=_unspecialized,
     eval_stats=_unspecialized, eval_merge=_unspecialized, eval_finalize=_unspecialized,
     collect=lambda outputs, batch: {}, best_metric="score", shared_group="backbone",
-    merge_pretrained=merge_pretrained, specialize=specialize)
+    merge_pretrained=merge_pretrained, specialize=specialize, predictor=_unspecialized)
 """The registered ``mtl`` method (specialised to the config's tasks before training)."""
