@@ -363,8 +363,10 @@ class Checkpointer:
         self.best.close()
 
 
-def restore_run_variables(workdir: str) -> tuple[dict[str, Any], str]:
-    """The model variables of a finished training run: ``best/``, else ``checkpoints/``.
+def restore_run_variables(workdir: str, *, subdirs: tuple[str, ...] = ("best", "checkpoints")
+                          ) -> tuple[dict[str, Any], str]:
+    """The model variables of a finished training run: ``best/``, else ``checkpoints/``
+    (the first of `subdirs` that holds a checkpoint; ``("checkpoints",)``: the latest).
 
     A damaged checkpoint is a `DataError`, never a fall-back to other weights.
 
@@ -376,7 +378,7 @@ def restore_run_variables(workdir: str) -> tuple[dict[str, Any], str]:
       FileNotFoundError: `workdir` holds no checkpoint in ``best/`` or ``checkpoints/``.
     """
     workdir = os.path.abspath(workdir)
-    for sub in ("best", "checkpoints"):
+    for sub in subdirs:
         path = os.path.join(workdir, sub)
         if not os.path.isdir(path):
             continue
@@ -391,4 +393,5 @@ def restore_run_variables(workdir: str) -> tuple[dict[str, Any], str]:
         if state.get("batch_stats"):
             variables["batch_stats"] = state["batch_stats"]
         return variables, f"workdir:{path}/{step}"
-    raise FileNotFoundError(f"{workdir}: no trainer checkpoint in best/ or checkpoints/")
+    raise FileNotFoundError(f"{workdir}: no trainer checkpoint in "
+                            f"{' or '.join(d + '/' for d in subdirs)}")

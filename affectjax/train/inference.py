@@ -77,16 +77,8 @@ def restore_variables(workdir: str, *, best: bool = True) -> tuple[dict[str, Any
       FileNotFoundError: no checkpoint to restore (one line naming the directory).
       DataError: the checkpoint is damaged.
     """
-    if best:
-        return ckpt_lib.restore_run_variables(workdir)
-    found = ckpt_lib.restore_stored(f"{workdir}/checkpoints")
-    if found is None:
-        raise FileNotFoundError(f"{workdir}: no trainer checkpoint in checkpoints/")
-    step, state = found
-    variables = {"params": state["params"]}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
-    return variables, f"workdir:{workdir}/checkpoints/{step}"
+    subdirs = ("best", "checkpoints") if best else ("checkpoints",)
+    return ckpt_lib.restore_run_variables(workdir, subdirs=subdirs)
 
 
 def data_normalisation(data: Any) -> tuple[int, tuple, tuple]:
