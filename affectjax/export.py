@@ -8,8 +8,8 @@ Needs ``pip install -e ".[export]"``. Input ``images``: float32 (B, S, S, 3), NH
 the fields of the run's `affectjax.train.inference.Inference`, sorted. The sidecar
 ``<out>.json`` (also the model's metadata ``affectjax``) gives the preprocessing, each
 output's shape, meaning, names and threshold, and |ONNX Runtime - JAX| on random images.
-The function is traced to a jaxpr whose calls are inlined (custom VJPs: the forward pass)
-and whose windowed max/sum reductions become maxima/sums of strided slices (jax2onnx makes
+The function is traced to a jaxpr whose calls are inlined (custom VJPs: the forward pass;
+per-device kernel choices: the portable XLA operations) and whose windowed max/sum reductions become maxima/sums of strided slices (jax2onnx makes
 4-D poolings of them, which ONNX Runtime rejects); jax2onnx converts that. A primitive it
 cannot convert ends the command with one ``error:`` line naming it.
 """
@@ -97,6 +97,11 @@ def _bind(eqn: Any, ins: Sequence[Any]) -> Sequence[Any]:
     return outs if eqn.primitive.multiple_results else [outs]
 
 
+def _default_branch(platforms: Sequence[Any]) -> int:
+    """The index of `lax.platform_dependent`'s default branch (platforms ``None``)."""
+    return list(platforms).index(None)
+
+
 def inline(jaxpr: Any, consts: Sequence[Any], *args: Any) -> list[Any]:
     """Evaluates `jaxpr` with calls inlined and pooling windows rewritten (module docstring)."""
     env: dict[Any, Any] = {**dict(zip(jaxpr.constvars, consts)), **dict(zip(jaxpr.invars, args))}
@@ -106,6 +111,11 @@ def inline(jaxpr: Any, consts: Sequence[Any], *args: Any) -> list[Any]:
         if name in _CALLS:
             sub = p.get("call_jaxpr", p.get("jaxpr"))
             outs = inline(getattr(sub, "jaxpr", sub), getattr(sub, "consts", ()), *ins)
+        elif name == "platform_index":  # `affectjax.models.kernels`' per-device choice
+            outs = [np.int32(_default_branch(p["platforms"]))]
+        elif name == "cond" and p.get("branches_platforms"):  # ... takes XLA's own operations
+            branch = p["branches"][_default_branch(p["branches_platforms"])]
+            outs = inline(branch.jaxpr, branch.consts, *ins[1:])
         elif name == "pad" and all(i == 0 for _, _, i in p["padding_config"]):
             outs = [_pad(*ins, [(lo, hi) for lo, hi, _ in p["padding_config"]])]
         elif (name in ("reduce_window_max", "reduce_window_sum")

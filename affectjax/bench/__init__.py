@@ -13,7 +13,9 @@ the affectjax train step), `cct` (the M-network CCT ensemble step: vmapped, sequ
 from affectjax.bench.cli import main
 from affectjax.bench.core import affectjax_steps
 from affectjax.bench.core import make_affectjax_train_step
+from affectjax.bench.core import parse_impls
 from affectjax.bench.core import run
 from affectjax.bench.report import format_table
 
-__all__ = ["affectjax_steps", "format_table", "main", "make_affectjax_train_step", "run"]
+__all__ = ["affectjax_steps", "format_table", "main", "make_affectjax_train_step", "parse_impls",
+           "run"]

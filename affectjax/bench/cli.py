@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="PyTorch in NCHW contiguous format instead of channels_last",
     )
+    parser.add_argument("--impl", action="append", default=[], metavar="ATTR=VALUE",
+                        help="a model attribute choosing a kernel, e.g. pool_impl=xla "
+                             "(depthwise_impl, pool_impl, conv_impl: auto, xla or cpu); repeatable")
+    parser.add_argument("--variant", action="append", default=[], metavar="ATTR=VALUE",
+                        help="--method single: also time affectjax with these attributes "
+                             "changed, in the same rounds (ratio affectjax/variant); repeatable")
     args = parser.parse_args(argv)
     if args.method != "cct" and args.num_networks is not None:
         raise SystemExit("--num-networks applies to --method cct only")
@@ -57,6 +63,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               warmup=args.warmup, repeat=args.repeat)
         num_networks = cct.check_num_networks(
             3 if args.num_networks is None else args.num_networks)
+        impls = core.parse_impls(args.model, args.impl)
+        variant = core.parse_impls(args.model, args.variant)
+        if args.method == "cct" and (impls or variant):
+            raise ValueError("--impl and --variant apply to --method single only")
     except ValueError as err:
         raise SystemExit(str(err)) from None
     timed = dict(batch_size=args.batch_size, image_size=args.image_size, dtype=args.dtype,
@@ -67,7 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         record = cct.run(args.model, num_networks=num_networks,
                          optimizer=args.optimizer or "adam", **timed)
     else:
-        record = core.run(args.model, optimizer=args.optimizer or "sgd", **timed)
+        record = core.run(args.model, optimizer=args.optimizer or "sgd", impls=impls,
+                          variant=variant, **timed)
     print(report.format_table(record))
     if args.json:
         with open(args.json, "w") as f:

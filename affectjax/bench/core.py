@@ -115,7 +115,7 @@ def make_affectjax_train_step(
             parameters (the model's `dtype` attribute).
         optimizer: `"sgd"` (momentum 0.9) or `"adam"`, learning rate 1e-3.
         model_kwargs: further module attributes for `models.create`, e.g.
-            `{"depthwise_impl": "shift"}`.
+            `{"depthwise_impl": "cpu"}` (`IMPL_ATTRIBUTES`).
 
     Returns:
         A `TrainStepSetup` (step, state, images, labels, key, model).
@@ -160,13 +160,47 @@ def make_affectjax_train_step(
     return TrainStepSetup(step, state, images, labels, jax.random.key(1), model)
 
 
+IMPL_ATTRIBUTES = ("depthwise_impl", "pool_impl", "conv_impl")
+"""The model attributes that choose between XLA's operations and `affectjax.models.kernels`."""
+
+
+def parse_impls(model: str, items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["pool_impl=xla", ...]`` (``--impl`` / ``--variant``) as model attributes.
+
+    Raises:
+        ValueError: one line naming the item: not ``ATTR=VALUE``, an attribute that is not
+            one of `IMPL_ATTRIBUTES` or that `model` lacks, or a value not in
+            `kernels.IMPLS`.
+    """
+    from affectjax.models import kernels  # pylint: disable=import-outside-toplevel
+
+    out: dict[str, str] = {}
+    fields = models.create(model).__dataclass_fields__  # a module, not yet initialised
+    for item in items:
+        attr, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--impl/--variant {item!r}: expected ATTR=VALUE, e.g. pool_impl=xla")
+        if attr not in IMPL_ATTRIBUTES:
+            raise ValueError(f"--impl/--variant {item!r}: ATTR must be one of "
+                             f"{', '.join(IMPL_ATTRIBUTES)}")
+        if attr not in fields:
+            raise ValueError(f"--impl/--variant {item!r}: model {model} has no {attr}")
+        if value not in kernels.IMPLS:
+            raise ValueError(f"--impl/--variant {item!r}: VALUE must be one of "
+                             f"{', '.join(kernels.IMPLS)}")
+        out[attr] = value
+    return out
+
+
 def affectjax_steps(name: str, *, batch_size: int, image_size: int, dtype: str, warmup: int,
-                    optimizer: str = "sgd") -> dict[str, timing.Prepared]:
+                    optimizer: str = "sgd",
+                    model_kwargs: dict[str, Any] | None = None) -> dict[str, timing.Prepared]:
     """Compiles and warms up the forward and the train step of `affectjax.models.create(name)`.
 
     Args:
         name: a key of `affectjax.models.MODELS`.
-        batch_size, image_size, dtype, optimizer: as `make_affectjax_train_step`.
+        batch_size, image_size, dtype, optimizer, model_kwargs: as
+            `make_affectjax_train_step`.
         warmup: untimed steps after the compilation.
 
     Returns:
@@ -174,7 +208,8 @@ def affectjax_steps(name: str, *, batch_size: int, image_size: int, dtype: str, 
         on its result; the train step carries its donated state from call to call.
     """
     setup = make_affectjax_train_step(
-        name, batch_size=batch_size, image_size=image_size, dtype=dtype, optimizer=optimizer
+        name, batch_size=batch_size, image_size=image_size, dtype=dtype, optimizer=optimizer,
+        model_kwargs=model_kwargs,
     )
     model, images, labels, key = setup.model, setup.images, setup.labels, setup.key
     # A copy: the train step donates `setup.state`, and the two steps alternate.
@@ -223,7 +258,9 @@ def device_description() -> str:
 
 
 PHASES = ("forward", "train_step")
-FRAMEWORKS = ("affectjax", "torch")
+FRAMEWORKS = ("affectjax", "torch", "variant")
+VARIANT_RATIO = "{phase}_over_variant"
+"""The ratio name of affectjax (as built) over `variant` (`run(variant=...)`) for a phase."""
 
 
 def run(
@@ -239,14 +276,22 @@ def run(
     optimizer: str = "sgd",
     torch_reference_too: bool = True,
     torch_channels_last: bool = True,
+    impls: dict[str, str] | None = None,
+    variant: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Benchmarks affectjax (and the PyTorch reference) and returns the JSON-able record.
 
     Both frameworks' steps are built and warmed up, then each phase is timed in interleaved
     rounds (`timing.repeat_rounds`), `repeat` times. The record holds `config`, `device`,
     `cpu_count`, `versions`, the load averages before and after, per framework and phase
-    the summary over all repeats (`affectjax`, `torch`), `ratio`, `ratio_interval`,
-    `intervals_overlap`, and `repeats` with every round's step seconds (`timing.results`).
+    the summary over all repeats (`affectjax`, `torch`, `variant`), `ratio`,
+    `ratio_interval`, `intervals_overlap`, and `repeats` with every round's step seconds
+    (`timing.results`).
+
+    `impls` sets model attributes of `IMPL_ATTRIBUTES` (e.g. ``{"pool_impl": "xla"}``);
+    `variant` builds a second affectjax model with these attributes changed on top of
+    `impls` and times it in the same rounds: ratio ``<phase>_over_variant`` is affectjax
+    as built over the variant, > 1 where the build's choice pays.
     """
     if model not in models.MODELS:
         raise registry.unknown_name_error("model", model, models.MODELS)
@@ -258,13 +303,17 @@ def run(
                  optimizer=optimizer)
     record: dict[str, Any] = {
         "config": {"model": model, **build, "rounds": rounds, "steps_per_round": steps_per_round,
-                   "repeat": repeat, "bootstrap": dict(timing.BOOTSTRAP)},
+                   "repeat": repeat, "bootstrap": dict(timing.BOOTSTRAP),
+                   "impls": dict(impls or {}), "variant": dict(variant or {})},
         "device": device_description(),
         "cpu_count": os.cpu_count(),
         "load_average_before": timing.load_average(),
         "versions": {"jax": jax.__version__},
     }
-    prepared = {"affectjax": affectjax_steps(model, **build)}
+    prepared = {"affectjax": affectjax_steps(model, model_kwargs=impls, **build)}
+    if variant:
+        prepared["variant"] = affectjax_steps(model, model_kwargs={**(impls or {}), **variant},
+                                              **build)
     if torch_reference_too:
         import torch
 
@@ -275,7 +324,9 @@ def run(
         prepared["torch"] = torch_bench.torch_steps(model, channels_last=torch_channels_last,
                                                     **build)
     by_phase = {p: {fw: steps[p] for fw, steps in prepared.items()} for p in PHASES}
-    res = timing.measure(by_phase, batch=batch_size, pairs={p: {p: FRAMEWORKS} for p in PHASES},
+    pairs = {p: {p: ("affectjax", "torch"), VARIANT_RATIO.format(phase=p): ("affectjax", "variant")}
+             for p in PHASES}
+    res = timing.measure(by_phase, batch=batch_size, pairs=pairs,
                          rounds=rounds, steps_per_round=steps_per_round, repeat=repeat)
     record.update(_by_framework(res))
     record["repeats"] = [_by_framework(rep) for rep in res["repeats"]]

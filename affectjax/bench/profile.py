@@ -1,7 +1,7 @@
 """Per-op profile of an affectjax train step on the CPU, read from JAX's own trace.
 
     python -m affectjax.bench.profile --model efficientnet_b0 --batch-size 32 \\
-        --image-size 224 [--steps 3] [--depthwise-impl auto|conv|shift] \\
+        --image-size 224 [--steps 3] [--impl depthwise_impl=auto|xla|cpu ...] \\
         [--dtype float32|bfloat16] [--optimizer sgd|adam] [--json out.json]
 
 Compiles the train step of `python -m affectjax.bench` (`bench.make_affectjax_train_step`:
@@ -107,7 +107,7 @@ def profile(
     batch_size: int = 32,
     image_size: int = 224,
     steps: int = 3,
-    depthwise_impl: str | None = None,
+    impls: dict[str, str] | None = None,
     *,
     dtype: str = "float32",
     optimizer: str = "sgd",
@@ -119,8 +119,8 @@ def profile(
         batch_size: images per step.
         image_size: height and width of the square images.
         steps: profiled steps (after two untimed ones); times are per step.
-        depthwise_impl: `"auto"`, `"conv"` or `"shift"` for EfficientNet's depthwise
-            convolutions; `None` keeps the model's default.
+        impls: model attributes choosing the kernels (`bench.parse_impls`), e.g.
+            ``{"depthwise_impl": "xla"}``; `None` keeps the model's defaults.
         dtype: `"float32"` or `"bfloat16"` computation.
         optimizer: `"sgd"` or `"adam"`.
 
@@ -141,7 +141,7 @@ def profile(
         image_size=image_size,
         dtype=dtype,
         optimizer=optimizer,
-        model_kwargs=None if depthwise_impl is None else {"depthwise_impl": depthwise_impl},
+        model_kwargs=impls,
     )
     state, images, labels, key = setup.state, setup.images, setup.labels, setup.key
     compiled = setup.step.lower(state, images, labels, key).compile()
@@ -182,7 +182,7 @@ def profile(
         "image_size": image_size,
         "dtype": dtype,
         "optimizer": optimizer,
-        "depthwise_impl": depthwise_impl or "auto",
+        "impls": dict(impls or {}),
         "wall_ms_per_step": wall * 1e3,
         "op_ms_per_step": sum(by_kind.values()),
         "by_layer_kind_ms": _descending(by_kind),
@@ -235,17 +235,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--depthwise-impl", default=None, choices=("auto", "conv", "shift"))
+    parser.add_argument("--impl", action="append", default=[], metavar="ATTR=VALUE",
+                        help="a model attribute choosing a kernel, as in python -m affectjax.bench")
     parser.add_argument("--dtype", default="float32", choices=sorted(bench.DTYPES))
     parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
     parser.add_argument("--json", default=None, help="write the result to this file")
     args = parser.parse_args(argv)
+    try:
+        impls = bench.parse_impls(args.model, args.impl)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     result = profile(
         args.model,
         args.batch_size,
         args.image_size,
         args.steps,
-        args.depthwise_impl,
+        impls,
         dtype=args.dtype,
         optimizer=args.optimizer,
     )

@@ -100,7 +100,34 @@ def _single_table(record: dict[str, Any]) -> str:
         if len(repeats) > 1:
             lines += [_framework_row(f"{phase}, repeat {i + 1}", rep, phase)
                       for i, rep in enumerate(repeats)]
+    if "variant" in record:
+        lines += _variant_table(record)
     return "\n".join(lines + _footer(record))
+
+
+def _settings(impls: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in impls.items()) or "defaults"
+
+
+def _variant_table(record: dict[str, Any]) -> list[str]:
+    """affectjax as built against its `--variant`, timed in the same rounds."""
+    cfg = record["config"]
+    parts = [("", record)] + ([(f", repeat {i + 1}", rep) for i, rep in enumerate(record["repeats"])]
+                              if len(record["repeats"]) > 1 else [])
+    lines = ["", f"affectjax ({_settings(cfg['impls'])}) against the variant "
+                 f"({_settings({**cfg['impls'], **cfg['variant']})}), same rounds:", "",
+             "| phase | variant img/s | variant median / min ms | ratio affectjax/variant | "
+             "variant compile s |", "|---|---|---|---|---|"]
+    for phase in core.PHASES:
+        for suffix, part in parts:
+            v = part["variant"][phase]
+            compile_s = v.get("compile_s")
+            lines.append("| " + " | ".join([
+                phase + suffix, f"{v['images_per_s']:.1f}",
+                f"{1e3 * v['median_step_s']:.1f} / {1e3 * v['min_step_s']:.1f}",
+                _ratio_cell(part, core.VARIANT_RATIO.format(phase=phase)),
+                "-" if compile_s is None else f"{compile_s:.1f}"]) + " |")
+    return lines
 
 
 def _cct_table(record: dict[str, Any]) -> str:

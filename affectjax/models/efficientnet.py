@@ -65,9 +65,9 @@ class EfficientNet(nn.Module):
         num_classes: classifier outputs; 0 = no classifier.
         pad_type: `''` (symmetric, timm) or `'same'` (TensorFlow).
         bn_eps: BatchNorm epsilon (1e-5 timm, 1e-3 tf_).
-        depthwise_impl: `'conv'` (XLA grouped convolution), `'shift'` (shifted
-            multiply-adds, 3-10x faster on CPU) or `'auto'` (shift on CPU, conv elsewhere);
-            same parameters and numbers either way.
+        depthwise_impl: `'auto'` (chosen per device), `'xla'` (XLA's grouped convolution)
+            or `'cpu'` (shifted multiply-adds, 3-10x faster on CPU); same parameters and
+            numbers either way (`affectjax.models.kernels`).
         drop_rate: dropout before the classifier.
         drop_path_rate: maximum stochastic-depth rate (linear over blocks).
         dtype: computation dtype (parameters stay float32); logits are float32.

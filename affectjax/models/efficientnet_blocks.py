@@ -9,8 +9,8 @@ order and submodule names follow timm's `_efficientnet_blocks.py` (`conv_pw`, `b
 
 1x1 convolutions are `layers.PointwiseConv` (a channel matmul). Depthwise convolutions
 are `layers.DepthwiseConv`: the parameter of a grouped `nn.Conv` (kernel HWIO
-`(k, k, 1, C)`, PyTorch `(C, 1, k, k)`), computed either as an XLA grouped convolution or
-as shifted multiply-adds (`depthwise_impl`).
+`(k, k, 1, C)`, PyTorch `(C, 1, k, k)`), computed as `affectjax.models.kernels.depthwise_conv`
+(`depthwise_impl`: an XLA grouped convolution, or shifted multiply-adds on the CPU).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class DepthwiseSeparable(nn.Module):
         args: the resolved block (`efficientnet_builder.BlockArgs`).
         pad_type: `''` (symmetric) or `'same'` (TensorFlow).
         bn_eps: BatchNorm epsilon.
-        depthwise_impl: `'auto'`, `'conv'` or `'shift'` (see `layers.DepthwiseConv`).
+        depthwise_impl: `'auto'`, `'xla'` or `'cpu'` (see `layers.DepthwiseConv`).
         dtype: computation dtype.
     """
 
@@ -95,7 +95,7 @@ class InvertedResidual(nn.Module):
         args: the resolved block (`efficientnet_builder.BlockArgs`).
         pad_type: `''` (symmetric) or `'same'` (TensorFlow).
         bn_eps: BatchNorm epsilon.
-        depthwise_impl: `'auto'`, `'conv'` or `'shift'` (see `layers.DepthwiseConv`).
+        depthwise_impl: `'auto'`, `'xla'` or `'cpu'` (see `layers.DepthwiseConv`).
         dtype: computation dtype.
     """
 

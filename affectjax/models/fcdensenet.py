@@ -15,7 +15,7 @@ followed by a convolution up. With a 128x128 input the down path runs at 128, 64
   before the stem, after each down-path dense block, before each transition up, and the
   final features), where the authors' released Keras code concatenates them.
 * Every convolution is `Conv` (`nn.Conv`'s parameters), whose custom gradient keeps
-  iFAN's `nn.scan` loop as fast as the unrolled one on the CPU (`conv_same`).
+  iFAN's `nn.scan` loop as fast as the unrolled one on the CPU (`kernels.conv_same`).
 
 Outputs of `apply(variables, images, feedback=..., bn_set=..., train=...)`: `(outputs,
 intermediates)`, outputs `{"logits": (B, H, W, num_classes)}` (float32) when `num_classes
@@ -31,6 +31,8 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
+
+from affectjax.models import kernels
 
 Dtype = Any
 
@@ -111,64 +113,26 @@ def depth_to_space(x: jax.Array, factor: int = 2) -> jax.Array:
     return x.reshape(b, h * factor, w * factor, c)
 
 
-_DN = ("NHWC", "HWIO", "NHWC")
-
-
-def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
-
-
-@jax.custom_vjp
-def conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-1 "SAME" convolution (NHWC, HWIO) whose gradients are NHWC/HWIO convolutions too.
-
-    Values and gradients of `lax.conv_general_dilated(x, kernel, (1, 1), "SAME")`. Inside a
-    `scan`, XLA's CPU backend runs autodiff's transposed convolutions in their raw dimension
-    orders, the kernel gradient ~30x slower than outside; written as plain convolutions
-    (input gradient: flipped, in/out-swapped kernel; kernel gradient: batch and channels
-    swapped) both run fast (iFAN train step, 64 px: scan 13.5 -> 1.7 s, unrolled 2.9 -> 1.5 s).
-    """
-    return _conv_same(x, kernel)
-
-
-def _conv_same_fwd(x, kernel):
-    return _conv_same(x, kernel), (x, kernel)
-
-
-def _conv_same_bwd(residuals, g):
-    x, kernel = residuals
-    k = kernel.shape[0]
-    low = (k - 1) // 2  # XLA's SAME padding: (k - 1) // 2 before, the rest after
-    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    dx = jax.lax.conv_general_dilated(g, flipped.astype(g.dtype), (1, 1), [(k - 1 - low, low)] * 2,
-                                      dimension_numbers=_DN)
-    # dkernel[i, j, c, o] = sum_{b, h, w} x_pad[b, h + i, w + j, c] g[b, h, w, o]
-    dk = jax.lax.conv_general_dilated(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3).astype(x.dtype), (1, 1),
-                                      [(low, k - 1 - low)] * 2, dimension_numbers=_DN)
-    return dx.astype(x.dtype), dk.transpose(1, 2, 0, 3).astype(kernel.dtype)
-
-
-conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
-
-
 class Conv(nn.Module):
     """Square "SAME" convolution with `nn.Conv`'s parameters (`kernel` HWIO, zero-init `bias`
-    if `use_bias`) and Keras `he_uniform` init, run by `conv_same`; stride s samples the
-    stride-1 result where TensorFlow's SAME stride-s windows lie (sizes divisible by s).
-    `dtype`: computation dtype (parameters stay float32)."""
+    if `use_bias`) and Keras `he_uniform` init, run by `kernels.conv_same`; stride s samples
+    the stride-1 result where TensorFlow's SAME stride-s windows lie (sizes divisible by s).
+    `dtype`: computation dtype (parameters stay float32); `impl`: `'auto'` (chosen per
+    device), `'xla'` or `'cpu'` (`affectjax.models.kernels`)."""
 
     features: int
     kernel_size: int
     stride: int = 1
     use_bias: bool = False
     dtype: Dtype | None = None
+    impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.kernel_size, self.stride
         kernel = self.param("kernel", he_uniform, (k, k, x.shape[-1], self.features), jnp.float32)
         dtype = self.dtype or x.dtype
-        y = conv_same(x.astype(dtype), kernel.astype(dtype))
+        y = kernels.conv_same(x.astype(dtype), kernel.astype(dtype), self.impl)
         if s > 1:
             start = (k - 1) // 2 - max(k - s, 0) // 2  # where SAME stride-s windows start
             y = y[:, start::s, start::s][:, : x.shape[1] // s, : x.shape[2] // s]

@@ -106,7 +106,7 @@ class IFAN(nn.Module):
             num_blocks=4, other settings default) on 2 CPU cores, compile / run:
             ITER=2: unroll 22.9 s / 1.76 s, scan 29.5 s / 1.95 s;
             ITER=3: unroll 24.7 s / 2.49 s, scan 30.0 s / 2.59 s
-            (scan ran 14.5 s per step before `fcdensenet.conv_same`).
+            (scan ran 14.5 s per step before `kernels.conv_same`).
         landmark_prior: None (the Keras initialisation of the landmark Dense) or the L
             mean landmarks as (x, y) fractions of the input size, flattened: the landmark
             Dense then starts with a zero kernel and these means as its bias, so iteration

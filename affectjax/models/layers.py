@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from affectjax.models import kernels
+
 Dtype = Any
 Padding = str | Sequence[tuple[int, int]]
 
@@ -162,123 +164,6 @@ class DropPath(nn.Module):
         return drop_path(x, self.rate, deterministic=False, rng=self.make_rng("dropout"))
 
 
-# Examples per step of the kernel-gradient scan (2: fastest on a 2-core CPU, batch 32, B0 shapes).
-_KERNEL_GRAD_CHUNK = 2
-
-
-def _shift_sum(xp: jax.Array, kernel: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
-    """sum_ij xp[:, s*o + i, s*p + j, :] * kernel[i, j, 0, :] over an already padded input."""
-    kh, kw = kernel.shape[:2]
-    h_out, w_out = out_hw
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            patch = jax.lax.slice(
-                xp,
-                (0, i, j, 0),
-                (xp.shape[0], i + stride * (h_out - 1) + 1, j + stride * (w_out - 1) + 1, xp.shape[3]),
-                (1, stride, stride, 1),
-            )
-            term = patch * kernel[i, j, 0]
-            out = term if out is None else out + term
-    return out
-
-
-def _explicit_pads(shape_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int, padding: Padding):
-    if isinstance(padding, str):
-        padding = jax.lax.padtype_to_pads(shape_hw, kernel_hw, (stride, stride), padding)
-    return tuple(tuple(int(p) for p in pair) for pair in padding)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _depthwise_shift(x: jax.Array, kernel: jax.Array, stride: int, pads: tuple) -> jax.Array:
-    (pt, pb), (pl, pr) = pads
-    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    kh, kw = kernel.shape[:2]
-    out_hw = ((xp.shape[1] - kh) // stride + 1, (xp.shape[2] - kw) // stride + 1)
-    return _shift_sum(xp, kernel, stride, out_hw)
-
-
-def _depthwise_shift_fwd(x, kernel, stride, pads):
-    return _depthwise_shift(x, kernel, stride, pads), (x, kernel)
-
-
-def _depthwise_shift_bwd(stride, pads, residuals, g):
-    x, kernel = residuals
-    kh, kw = kernel.shape[:2]
-    (pt, pb), (pl, pr) = pads
-    h, w = x.shape[1:3]
-    h_out, w_out = g.shape[1:3]
-    # Input gradient: the transposed convolution, i.e. the stride-dilated output gradient,
-    # padded (negative pads crop) and correlated with the flipped kernel, as one shift sum.
-    zero = jnp.zeros((), g.dtype)
-    gp = jax.lax.pad(
-        g,
-        zero,
-        (
-            (0, 0, 0),
-            (kh - 1 - pt, h + pt - (h_out - 1) * stride - 1, stride - 1),
-            (kw - 1 - pl, w + pl - (w_out - 1) * stride - 1, stride - 1),
-            (0, 0, 0),
-        ),
-    )
-    dx = _shift_sum(gp, kernel[::-1, ::-1].astype(g.dtype), 1, (h, w))
-    # Kernel gradient: one reduction per tap, accumulated over the batch in chunks of
-    # `_KERNEL_GRAD_CHUNK` examples (a scan), so that the k*k passes over each chunk's input
-    # and output gradient hit the cache instead of main memory.
-    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    batch = x.shape[0]
-    chunk = _KERNEL_GRAD_CHUNK if batch % _KERNEL_GRAD_CHUNK == 0 else 1
-    chunks = (xp.reshape((batch // chunk, chunk) + xp.shape[1:]), g.reshape((batch // chunk, chunk) + g.shape[1:]))
-
-    def accumulate(total, xg):
-        xc, gc = xg
-        gc = gc.astype(jnp.float32)
-        taps = []
-        for i in range(kh):
-            for j in range(kw):
-                patch = jax.lax.slice(
-                    xc,
-                    (0, i, j, 0),
-                    (chunk, i + stride * (h_out - 1) + 1, j + stride * (w_out - 1) + 1, xc.shape[3]),
-                    (1, stride, stride, 1),
-                )
-                taps.append(jnp.sum(patch.astype(jnp.float32) * gc, axis=(0, 1, 2)))
-        return total + jnp.stack(taps), None
-
-    taps, _ = jax.lax.scan(accumulate, jnp.zeros((kh * kw, x.shape[3]), jnp.float32), chunks)
-    dkernel = taps.reshape(kh, kw, 1, -1).astype(kernel.dtype)
-    return dx.astype(x.dtype), dkernel
-
-
-_depthwise_shift.defvjp(_depthwise_shift_fwd, _depthwise_shift_bwd)
-
-
-def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, padding: Padding) -> jax.Array:
-    """Depthwise convolution as a sum of k*k shifted, per-channel-scaled copies of the input.
-
-    Numerically the same operation as `lax.conv_general_dilated(..., feature_group_count=C)`
-    (cross-correlation, NHWC, HWIO kernel `(k, k, 1, C)`), written with pad / strided slice /
-    multiply / add only, which XLA fuses into one loop on CPU. A custom VJP computes the
-    input gradient the same way (transposed convolution = dilated, padded output gradient
-    correlated with the flipped kernel), instead of the k*k separate pads that automatic
-    differentiation of the slices produces; the kernel gradient (one reduction per tap)
-    is accumulated over the batch two examples at a time, which keeps the k*k passes in
-    cache. See the README's performance section.
-
-    Args:
-        x: (B, H, W, C).
-        kernel: (kh, kw, 1, C).
-        stride: spatial stride.
-        padding: `'SAME'`/`'VALID'` or `[(top, bottom), (left, right)]`.
-
-    Returns:
-        (B, H_out, W_out, C).
-    """
-    pads = _explicit_pads(x.shape[1:3], kernel.shape[:2], stride, padding)
-    return _depthwise_shift(x, kernel, stride, pads)
-
-
 class DepthwiseConv(nn.Module):
     """Bias-free depthwise convolution with the parameter layout of `nn.Conv(..., feature_group_count=C)`.
 
@@ -286,9 +171,8 @@ class DepthwiseConv(nn.Module):
         kernel_size: square kernel size.
         stride: spatial stride.
         padding: as `conv_padding` returns.
-        impl: `'conv'` (XLA grouped convolution), `'shift'` (`depthwise_conv_shift`) or
-            `'auto'` (`'shift'` when JAX's default backend is the CPU, where XLA's grouped
-            convolution is 3-10x slower, else `'conv'`).
+        impl: `'auto'` (chosen per device), `'xla'` (XLA's grouped convolution) or `'cpu'`
+            (shifted multiply-adds, 3-10x faster on CPU); see `affectjax.models.kernels`.
         dtype: computation dtype.
     """
 
@@ -300,26 +184,13 @@ class DepthwiseConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        kernels.check_impl("depthwise_impl", self.impl)
         channels = x.shape[-1]
         k = self.kernel_size
         kernel = self.param("kernel", conv_kernel_init_fan_out(channels), (k, k, 1, channels), jnp.float32)
         dtype = self.dtype or x.dtype
-        x, kernel = x.astype(dtype), kernel.astype(dtype)
-        impl = self.impl
-        if impl == "auto":
-            impl = "shift" if jax.default_backend() == "cpu" else "conv"
-        if impl == "shift":
-            return depthwise_conv_shift(x, kernel, self.stride, self.padding)
-        if impl != "conv":
-            raise ValueError(f"depthwise impl must be 'auto', 'conv' or 'shift', got {self.impl!r}")
-        return jax.lax.conv_general_dilated(
-            x,
-            kernel,
-            (self.stride, self.stride),
-            self.padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=channels,
-        )
+        return kernels.depthwise_conv(x.astype(dtype), kernel.astype(dtype), self.stride, self.padding,
+                                      self.impl)
 
 
 class PointwiseConv(nn.Module):

@@ -20,165 +20,29 @@ intermediates)` with intermediates `stem` (after the max pool, stride 4, 64 chan
 channels times the block's expansion, 1 or 4) and `embedding` (B, 512 or 2048).
 `num_classes=0` drops the classifier and returns the embedding as `logits`.
 
-On the CPU the stem's 3x3/2 max pool runs as `max_pool_shift` (maximum of shifted strided
-slices, with a custom VJP routing each output gradient to the first maximum of its
-window, as PyTorch does): XLA's CPU lowering of the `select_and_scatter` gradient of
-`nn.max_pool` builds four index tensors of the padded input and took 16% of the train step.
+On the CPU the stem's 3x3/2 max pool and the convolutions run as `affectjax.models.kernels`'
+`max_pool_cpu` (each output gradient routed to the first maximum of its window, as PyTorch
+does: XLA's CPU gradient of `nn.max_pool` builds four index tensors of the padded input and
+took 16% of the train step) and `conv_cpu` (the kernel gradient summed over batch chunks);
+`pool_impl` / `conv_impl` choose.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-import functools
 
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from affectjax.models import kernels
 from affectjax.models.layers import BatchNorm, dense_init_uniform
 
 Dtype = Any
 
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") on every conv.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-
-def _window_tap(xp: jax.Array, i: int, j: int, stride: int, out_hw: tuple[int, int]) -> jax.Array:
-    """xp[:, stride * o + i, stride * q + j, :] for all output positions (o, q)."""
-    h_out, w_out = out_hw
-    limit = (xp.shape[0], i + stride * (h_out - 1) + 1, j + stride * (w_out - 1) + 1, xp.shape[3])
-    return jax.lax.slice(xp, (0, i, j, 0), limit, (1, stride, stride, 1))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def max_pool_shift(x: jax.Array, window: int, stride: int, pad: int) -> jax.Array:
-    """Square max pool (NHWC, `-inf` padding) as a running maximum of k*k strided slices.
-
-    The same values as `nn.max_pool(x, (k, k), (s, s), [(p, p), (p, p)])` (which computes
-    them when no gradient is taken) and `torch.nn.functional.max_pool2d(x, k, s, p)`. Under
-    differentiation the forward pass also records, per output,
-    the window position of the first maximum in row-major order (int8); the custom VJP sends
-    the output gradient there only (PyTorch's rule, the same as XLA's `select_and_scatter`
-    with `>=`), building each of the s*s stride phases of the input gradient from shifted
-    copies and interleaving them with one reshape.
-
-    Args:
-        x: (B, H, W, C).
-        window: kernel size k (k*k <= 127).
-        stride: stride s.
-        pad: padding p on every side.
-
-    Returns:
-        (B, (H + 2p - k) // s + 1, (W + 2p - k) // s + 1, C).
-    """
-    # Outside differentiation XLA's reduce_window is the faster forward (25 vs 35 ms at
-    # 32x112x112x64 on 2 cores); the values are the same (a maximum is exact).
-    _check_window(window)
-    return nn.max_pool(x, (window, window), strides=(stride, stride), padding=[(pad, pad), (pad, pad)])
-
-
-def _check_window(window: int) -> None:
-    if window * window > 127:
-        raise ValueError(f"max_pool_shift window must satisfy window**2 <= 127, got {window}")
-
-
-def _max_pool_shift_fwd(x, window, stride, pad):
-    _check_window(window)
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-jnp.inf)
-    out_hw = ((xp.shape[1] - window) // stride + 1, (xp.shape[2] - window) // stride + 1)
-    y = argmax = None
-    for i in range(window):
-        for j in range(window):
-            tap = _window_tap(xp, i, j, stride, out_hw)
-            if y is None:
-                y, argmax = tap, jnp.zeros(tap.shape, jnp.int8)
-            else:
-                better = tap > y
-                y = jnp.where(better, tap, y)
-                argmax = jnp.where(better, jnp.int8(i * window + j), argmax)
-    return y, (argmax, x.shape)
-
-
-def _max_pool_shift_bwd(window, stride, pad, residuals, g):
-    argmax, (batch, h, w, channels) = residuals
-    # Padded-input row stride * o + i lies in stride phase i % stride, phase row o + i // stride.
-    reach = (window - 1) // stride
-    phase_hw = (g.shape[1] + reach, g.shape[2] + reach)
-    zero = jnp.zeros((), g.dtype)
-    phases: list[list[Any]] = [[None] * stride for _ in range(stride)]
-    for i in range(window):
-        for j in range(window):
-            part = jnp.where(argmax == i * window + j, g, zero)
-            di, dj = i // stride, j // stride
-            part = jnp.pad(part, ((0, 0), (di, reach - di), (dj, reach - dj), (0, 0)))
-            old = phases[i % stride][j % stride]
-            phases[i % stride][j % stride] = part if old is None else old + part
-    rows = [
-        jnp.stack([p if p is not None else jnp.zeros((batch,) + phase_hw + (channels,), g.dtype) for p in row], axis=3)
-        for row in phases
-    ]
-    full = jnp.stack(rows, axis=2).reshape(batch, phase_hw[0] * stride, phase_hw[1] * stride, channels)
-    short_h, short_w = max(0, pad + h - full.shape[1]), max(0, pad + w - full.shape[2])
-    if short_h or short_w:
-        full = jnp.pad(full, ((0, 0), (0, short_h), (0, short_w), (0, 0)))
-    return (full[:, pad : pad + h, pad : pad + w, :],)
-
-
-max_pool_shift.defvjp(_max_pool_shift_fwd, _max_pool_shift_bwd)
-
-
-# Output-gradient elements per batch chunk of the kernel gradient (0.8 MB in float32: one
-# example in the stem and layer1, 2 in layer2, 4 in layer3, 8 in layer4). Train step of
-# ResNet-18 at batch 32 on 2 cores for 16x / 4x / 1x / 0.5x this: 1818 / 1774 / 1588 / 1634 ms.
-_KERNEL_GRAD_CHUNK_ELEMENTS = 56 * 56 * 64
-
-
-def _conv_nhwc(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
-    return jax.lax.conv_general_dilated(
-        x, kernel, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def conv_chunked_kernel_grad(x: jax.Array, kernel: jax.Array, stride: int, pad: int, chunk: int) -> jax.Array:
-    """Convolution (NHWC, HWIO) whose kernel gradient is summed over batch chunks.
-
-    The forward pass and the input gradient are XLA's; the kernel gradient is XLA's own
-    (a convolution over the batch) computed separately on each `chunk` examples and summed,
-    so that the layout copies it needs and its operands stay in cache (ResNet-18 train step
-    on 2 CPU cores: 2156 -> 1588 ms; README, performance section).
-
-    Args:
-        x: (B, H, W, C).
-        kernel: (k, k, C, O).
-        stride: spatial stride.
-        pad: zero padding on every side.
-        chunk: examples per kernel-gradient chunk (the last chunk may be shorter).
-
-    Returns:
-        (B, H_out, W_out, O), the same as `lax.conv_general_dilated`.
-    """
-    return _conv_nhwc(x, kernel, stride, pad)
-
-
-def _conv_chunked_fwd(x, kernel, stride, pad, chunk):
-    return _conv_nhwc(x, kernel, stride, pad), (x, kernel)
-
-
-def _conv_chunked_bwd(stride, pad, chunk, residuals, g):
-    x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda a: _conv_nhwc(a, kernel, stride, pad), x)
-    (dx,) = input_vjp(g)
-    dkernel = None
-    for start in range(0, x.shape[0], chunk):
-        _, kernel_vjp = jax.vjp(lambda w: _conv_nhwc(x[start : start + chunk], w, stride, pad), kernel)
-        (part,) = kernel_vjp(g[start : start + chunk])
-        dkernel = part if dkernel is None else dkernel + part
-    return dx, dkernel
-
-
-conv_chunked_kernel_grad.defvjp(_conv_chunked_fwd, _conv_chunked_bwd)
 
 
 class Conv(nn.Module):
@@ -188,9 +52,8 @@ class Conv(nn.Module):
         features: output channels.
         kernel_size: k.
         stride: spatial stride; the padding is (k - 1) // 2 on every side (torchvision).
-        impl: `'xla'` (`lax.conv_general_dilated`), `'chunked'` (`conv_chunked_kernel_grad`
-            with chunks of about `_KERNEL_GRAD_CHUNK_ELEMENTS` output-gradient elements) or
-            `'auto'` (`'chunked'` when JAX's default backend is the CPU, else `'xla'`).
+        impl: `'auto'` (chosen per device), `'xla'` or `'cpu'` (the kernel gradient summed
+            over batch chunks in a scan); see `affectjax.models.kernels.conv`.
         dtype: computation dtype.
     """
 
@@ -202,21 +65,11 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        kernels.check_impl("conv_impl", self.impl)
         k = self.kernel_size
         kernel = self.param("kernel", _conv_init, (k, k, x.shape[-1], self.features), jnp.float32)
         dtype = self.dtype or x.dtype
-        x, kernel = x.astype(dtype), kernel.astype(dtype)
-        pad = (k - 1) // 2
-        impl = self.impl
-        if impl == "auto":
-            impl = "chunked" if jax.default_backend() == "cpu" else "xla"
-        if impl == "xla":
-            return _conv_nhwc(x, kernel, self.stride, pad)
-        if impl != "chunked":
-            raise ValueError(f"conv_impl must be 'auto', 'xla' or 'chunked', got {self.impl!r}")
-        out_hw = (x.shape[1] + 2 * pad - k) // self.stride + 1, (x.shape[2] + 2 * pad - k) // self.stride + 1
-        chunk = max(1, _KERNEL_GRAD_CHUNK_ELEMENTS // (out_hw[0] * out_hw[1] * self.features))
-        return conv_chunked_kernel_grad(x, kernel, self.stride, pad, chunk)
+        return kernels.conv(x.astype(dtype), kernel.astype(dtype), self.stride, (k - 1) // 2, self.impl)
 
 
 def _conv(features: int, kernel: int, stride: int, dtype: Dtype | None, name: str, impl: str = "auto") -> Conv:
@@ -302,10 +155,10 @@ class ResNet(nn.Module):
         width: `features` of the first stage's blocks (doubled per stage), and the stem's
             output channels.
         dtype: computation dtype (parameters stay float32); logits are float32.
-        pool_impl: stem max pool: `'xla'` (`nn.max_pool`), `'shift'` (`max_pool_shift`)
-            or `'auto'` (`'shift'` when JAX's default backend is the CPU, else `'xla'`).
-        conv_impl: every convolution: `'xla'`, `'chunked'` (kernel gradient summed over
-            batch chunks, see `Conv`) or `'auto'` (`'chunked'` on the CPU, else `'xla'`).
+        pool_impl: stem max pool, `kernels.max_pool`: `'auto'` (chosen per device), `'xla'`
+            (`nn.max_pool`) or `'cpu'` (gradient to each window's first maximum).
+        conv_impl: every convolution, `kernels.conv`: `'auto'`, `'xla'` or `'cpu'` (kernel
+            gradient summed over batch chunks).
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
@@ -324,15 +177,8 @@ class ResNet(nn.Module):
         inter: dict[str, jax.Array] = {}
         x = _conv(self.width, 7, 2, self.dtype, "conv1", self.conv_impl)(x)
         x = nn.relu(BatchNorm(1e-5, dtype=self.dtype, name="bn1")(x, train))
-        pool_impl = self.pool_impl
-        if pool_impl == "auto":
-            pool_impl = "shift" if jax.default_backend() == "cpu" else "xla"
-        if pool_impl == "shift":
-            x = max_pool_shift(x, 3, 2, 1)
-        elif pool_impl == "xla":
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1), (1, 1)])
-        else:
-            raise ValueError(f"pool_impl must be 'auto', 'xla' or 'shift', got {self.pool_impl!r}")
+        kernels.check_impl("pool_impl", self.pool_impl)
+        x = kernels.max_pool(x, 3, 2, 1, self.pool_impl)
         inter["stem"] = x
         for i, size in enumerate(self.stage_sizes):
             for j in range(size):

@@ -24,8 +24,11 @@ def fake_steps(monkeypatch):
         return timing.warm_up(lambda: log.append(name), warmup, lambda: 10.0, compile_s)
 
     def single(framework, compile_s):
-        def build(model, *, warmup, **_):
-            return {p: prepared(f"{framework}/{p}", warmup, compile_s) for p in core.PHASES}
+        def build(model, *, warmup, model_kwargs=None, **_):
+            name = framework  # "affectjax[pool_impl=xla]" for a model built with attributes
+            if model_kwargs:
+                name += "[" + ",".join(f"{k}={v}" for k, v in model_kwargs.items()) + "]"
+            return {p: prepared(f"{name}/{p}", warmup, compile_s) for p in core.PHASES}
         return build
 
     def jax_cct(model, num_networks, cfg, first_loss):

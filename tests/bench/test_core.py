@@ -50,7 +50,7 @@ def test_record_keeps_every_round_and_interleaves_the_frameworks(fake_steps):
     assert record["config"] == {
         "model": "efficientnet_tiny", "batch_size": 32, "image_size": 224, "dtype": "float32",
         "warmup": 1, "optimizer": "sgd", "rounds": 3, "steps_per_round": 2, "repeat": 2,
-        "bootstrap": {"resamples": 2000, "seed": 0, "level": 0.95}}
+        "bootstrap": {"resamples": 2000, "seed": 0, "level": 0.95}, "impls": {}, "variant": {}}
     assert set(record) == {
         "config", "device", "cpu_count", "load_average_before", "load_average_after",
         "versions", "torch_threads", "torch_memory_format", "affectjax", "torch", "ratio",
@@ -72,6 +72,32 @@ def test_record_keeps_every_round_and_interleaves_the_frameworks(fake_steps):
         a, b = f"affectjax/{phase}", f"torch/{phase}"
         timed += [a, a, b, b, b, b, a, a, a, a, b, b]
     assert fake_steps == warm + timed * 2
+
+
+def test_variant_is_timed_in_the_same_rounds_and_reported(fake_steps):
+    record = bench.run("resnet18", rounds=2, steps_per_round=1, warmup=0,
+                       impls={"conv_impl": "cpu"}, variant={"pool_impl": "xla"})
+    assert record["config"]["impls"] == {"conv_impl": "cpu"}
+    assert record["config"]["variant"] == {"pool_impl": "xla"}
+    assert set(record["ratio"]) == {"forward", "train_step", "forward_over_variant",
+                                    "train_step_over_variant"}
+    built, variant = "affectjax[conv_impl=cpu]/train_step", "affectjax[conv_impl=cpu,pool_impl=xla]/train_step"
+    assert fake_steps[-6:] == [built, variant, "torch/train_step", "torch/train_step", variant, built]
+    table = bench.format_table(record)
+    assert "against the variant (conv_impl=cpu, pool_impl=xla), same rounds" in table
+    assert "| train_step | " in table.split("against the variant")[1]
+
+
+def test_impl_flags_are_checked_by_name():
+    assert bench.parse_impls("resnet18", ["pool_impl=xla", "conv_impl=cpu"]) == {
+        "pool_impl": "xla", "conv_impl": "cpu"}
+    for item, match in [("pool_impl", "ATTR=VALUE"), ("stem_impl=xla", "ATTR must be one of"),
+                        ("depthwise_impl=xla", "resnet18 has no depthwise_impl"),
+                        ("pool_impl=shift", "VALUE must be one of auto, xla, cpu")]:
+        with pytest.raises(ValueError, match=match):
+            bench.parse_impls("resnet18", [item])
+    with pytest.raises(SystemExit, match="apply to --method single only"):
+        bench.main(["--method", "cct", "--model", "efficientnet_tiny", "--impl", "depthwise_impl=xla"])
 
 
 def test_bench_without_torch_and_bfloat16():
@@ -113,9 +139,9 @@ def test_make_affectjax_train_step_matches_reference_loss():
 
     setup = bench.make_affectjax_train_step(
         "efficientnet_tiny", batch_size=3, image_size=32, optimizer="sgd",
-        model_kwargs={"depthwise_impl": "shift"},
+        model_kwargs={"depthwise_impl": "cpu"},
     )
-    assert setup.model.depthwise_impl == "shift"
+    assert setup.model.depthwise_impl == "cpu"
     assert setup.images.shape == (3, 32, 32, 3) and setup.labels.shape == (3,)
     assert 0 <= int(setup.labels.min()) and int(setup.labels.max()) < setup.model.num_classes
     variables = {"params": setup.state["params"], "batch_stats": setup.state["batch_stats"]}

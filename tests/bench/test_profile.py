@@ -28,7 +28,7 @@ def test_cli_writes_json(cli_run):
     written = json.loads(out.read_text())
     assert written == json.loads(json.dumps(result))
     assert written["model"] == "efficientnet_tiny" and written["batch_size"] == 4
-    assert written["depthwise_impl"] == "auto" and written["dtype"] == "float32"
+    assert written["impls"] == {} and written["dtype"] == "float32"
 
 
 def test_times_positive_and_tables_sum(cli_run):

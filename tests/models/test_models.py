@@ -177,15 +177,3 @@ def test_rejects_non_nhwc_input():
     model = models.create("resnet18")
     with pytest.raises(ValueError, match="NHWC"):
         model.init(jax.random.key(0), jnp.zeros((32, 32, 3)))
-
-
-def test_depthwise_implementations_agree():
-    x = jax.random.normal(jax.random.key(1), (2, 33, 33, 3))
-    shift = models.create("tf_efficientnet_b0", num_classes=4, depthwise_impl="shift", width_multiplier=0.25, depth_multiplier=0.25)
-    conv = models.create("tf_efficientnet_b0", num_classes=4, depthwise_impl="conv", width_multiplier=0.25, depth_multiplier=0.25)
-    variables = jax.jit(shift.init)(jax.random.key(0), x)
-    a, _ = jax.jit(shift.apply)(variables, x)
-    b, _ = jax.jit(conv.apply)(variables, x)
-    np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="depthwise"):
-        models.create("efficientnet_tiny", depthwise_impl="fft").init(jax.random.key(0), x)
