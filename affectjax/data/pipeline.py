@@ -203,13 +203,16 @@ def describe(source: Source) -> str:
     return f"{line} ({notes[source.split]})" if source.split in notes else line
 
 
-def create_source(data_config: Mapping[str, Any], split: str) -> Source:
+def create_source(data_config: Mapping[str, Any], split: str, *,
+                  announce: bool = True) -> Source:
     """Prepares ``data_config``'s data set if needed and opens ``split`` as a `Source`.
 
-    Prints `describe` of the split (its size) on stderr, so a run states what it uses.
+    Prints `describe` of the split (its size) on stderr, so a run states what it uses;
+    ``announce=False`` keeps it quiet (the processes of a multi-host run other than 0).
     """
     source = Source(prepare(data_config), split)
-    print(describe(source), file=sys.stderr, flush=True)
+    if announce:
+        print(describe(source), file=sys.stderr, flush=True)
     return source
 
 

@@ -157,12 +157,19 @@ def short_reason(exc: BaseException, directory: str = "") -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _first_local_device() -> jax.sharding.SingleDeviceSharding:
+    """Where `restore_stored` puts arrays saved on devices this process does not have
+    (another device count or several processes): the first local device."""
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
 def restore_stored(directory: str, *, hint: str = "") -> tuple[int, dict[str, Any]] | None:
     """The ``state`` item of the newest checkpoint in `directory`, as stored (no target).
 
     For readers of a finished run (feature extraction, prediction) rather than for
     resuming: a damaged checkpoint is an error, not skipped, since an older one would be
-    other weights.
+    other weights. A checkpoint saved on devices this process lacks (written on several
+    devices or by several processes) is read onto this process's first device.
 
     Args:
       directory: a checkpoint manager directory (``<workdir>/best`` or
@@ -187,8 +194,8 @@ def restore_stored(directory: str, *, hint: str = "") -> tuple[int, dict[str, An
             if step is None:
                 return None
             try:
-                state = manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore()))["state"]
+                restore = ocp.args.StandardRestore(fallback_sharding=_first_local_device())
+                state = manager.restore(step, args=ocp.args.Composite(state=restore))["state"]
             except _READ_ERRORS as exc:
                 _after_failed_restore()
                 path = os.path.join(directory, str(step))

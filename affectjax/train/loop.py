@@ -32,7 +32,8 @@ from affectjax.train import logs
 from affectjax.train import plots
 from affectjax.train.errors import ConfigError, NonFiniteLossError, UserError, one_line
 from affectjax.train.method import Method
-from affectjax.train.setup import RunSetup, build_phase_optimizer, setup_run, user_errors
+from affectjax.train.setup import (RunSetup, build_phase_optimizer, initialize_distributed,
+                                   setup_run, user_errors)
 
 
 class _Interval:
@@ -116,6 +117,7 @@ def train_and_evaluate(config: Any, workdir: str, method: Method) -> dict[str, A
         message), checkpoints that do not fit this config or none of which restores,
         or a non-finite loss.
     """
+    initialize_distributed(config)
     if method.specialize is not None:
         method = method.specialize(config)
     if method.pipeline is not None:
@@ -133,6 +135,7 @@ def fit(config: Any, workdir: str, method: Method) -> tuple[Any, dict[str, Any]]
     of ``final_metrics.json``. A finished run in `workdir` is not trained again: its last
     checkpoint is restored, evaluated and returned.
     """
+    initialize_distributed(config)
     make_workdir(workdir)
     logs.save_config(config, workdir)
     with user_errors():

@@ -208,8 +208,11 @@ def _pipeline_data(config: Any, *, seed: int) -> tuple[Any, Any, Any]:
     from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
     batch_size = int(config.batch_size)
     eval_batch_size = config.get("eval_batch_size", 0) or batch_size
-    train_source = pipeline.create_source(config.data, config.data.train_split)
-    eval_source = pipeline.create_source(config.data, config.data.eval_split)
+    announce = jax.process_index() == 0  # one description per run, not one per process
+    train_source = pipeline.create_source(config.data, config.data.train_split,
+                                          announce=announce)
+    eval_source = pipeline.create_source(config.data, config.data.eval_split,
+                                         announce=announce)
     train_loader = pipeline.Loader(train_source, batch_size=batch_size, shuffle=True,
                                    seed=seed, train=True, data_config=config.data,
                                    oversample=config.data.get("oversample", ""))
@@ -248,16 +251,25 @@ def init_keys(config: Any) -> tuple[jax.Array, jax.Array]:
     return init_rng, rng
 
 
+def initialize_distributed(config: Any) -> None:
+    """Joins the processes of a multi-host run (``config.distributed``), once per process.
+
+    Must run before anything asks JAX for its devices or process index (the run's first
+    writes ask which process writes), so the training entries call it first. Auto-detects
+    Cloud TPU, SLURM, Open MPI and Kubernetes clusters; elsewhere ``config`` gives the
+    coordinator "host:port", the number of processes and this process's id.
+    """
+    if not config.get("distributed", False) or jax.distributed.is_initialized():
+        return
+    kwargs = {k: config.get(k) for k in ("coordinator_address", "num_processes", "process_id")
+              if config.get(k) not in (None, "", -1)}
+    jax.distributed.initialize(**kwargs)
+
+
 def setup_run(config: Any, workdir: str, method: Method) -> RunSetup:
     """Resolves `config` into a ready-to-train `RunSetup` of `method` (module docstring)."""
     del workdir
-    if config.get("distributed", False):
-        # Auto-detects Cloud TPU, SLURM, Open MPI and Kubernetes clusters; elsewhere give
-        # the coordinator "host:port", the number of processes and this process's id.
-        kwargs = {k: config.get(k) for k in ("coordinator_address", "num_processes",
-                                             "process_id")
-                  if config.get(k) not in (None, "", -1)}
-        jax.distributed.initialize(**kwargs)
+    initialize_distributed(config)
     from affectjax import balancing  # pylint: disable=import-outside-toplevel
     from affectjax.data import pipeline  # pylint: disable=import-outside-toplevel
 
