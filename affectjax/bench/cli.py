@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--variant", action="append", default=[], metavar="ATTR=VALUE",
                         help="--method single: also time affectjax with these attributes "
                              "changed, in the same rounds (ratio affectjax/variant); repeatable")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="--method single: only lower and compile the affectjax train step "
+                             "(with --impl) and print the seconds; nothing is timed")
     args = parser.parse_args(argv)
     if args.method != "cct" and args.num_networks is not None:
         raise SystemExit("--num-networks applies to --method cct only")
@@ -73,13 +76,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  rounds=args.rounds, steps_per_round=args.steps_per_round, warmup=args.warmup,
                  repeat=args.repeat, torch_reference_too=not args.no_torch,
                  torch_channels_last=not args.torch_contiguous)
-    if args.method == "cct":
+    if args.compile_only:
+        if args.method != "single":
+            raise SystemExit("--compile-only applies to --method single only")
+        record = core.compile_train_step(args.model, batch_size=args.batch_size,
+                                         image_size=args.image_size, dtype=args.dtype,
+                                         optimizer=args.optimizer or "sgd", impls=impls)
+        print(report.format_compile(record))
+    elif args.method == "cct":
         record = cct.run(args.model, num_networks=num_networks,
                          optimizer=args.optimizer or "adam", **timed)
     else:
         record = core.run(args.model, optimizer=args.optimizer or "sgd", impls=impls,
                           variant=variant, **timed)
-    print(report.format_table(record))
+    if not args.compile_only:
+        print(report.format_table(record))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)

@@ -29,6 +29,13 @@ and PyTorch under `torch.autocast(bfloat16)` on its device (on CPU oneDNN's bf16
 Numbers are a benchmark, never a unit-test assertion. The affectjax train step is
 `make_affectjax_train_step`, which `python -m affectjax.bench.profile` also profiles op by op.
 `--method cct [--num-networks M]` times the M-network CCT ensemble step (`affectjax.bench.cct`).
+
+`--impl ATTR=VALUE` builds the affectjax model with a kernel choice of
+`affectjax.models.kernels` (`IMPL_ATTRIBUTES`: `depthwise_impl`, `pool_impl`, `conv_impl`;
+values `auto`, `xla`, `cpu`). `--variant ATTR=VALUE` also builds affectjax with that choice
+changed and times it in the same rounds: the ratio affectjax/variant, with its interval, says
+whether the default choice pays on this machine. `--compile-only` lowers and compiles the
+train step and prints the seconds (`compile_train_step`), e.g. at batch 256 on a CPU.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import time
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
@@ -240,6 +248,25 @@ def affectjax_steps(name: str, *, batch_size: int, image_size: int, dtype: str, 
 
     steps["train_step"] = timing.warm_up(run_step, warmup, peak_mb, compile_step)
     return steps
+
+
+def compile_train_step(model: str, *, batch_size: int, image_size: int, dtype: str = "float32",
+                       optimizer: str = "sgd", impls: dict[str, str] | None = None) -> dict[str, Any]:
+    """Lowers and compiles the affectjax train step (`make_affectjax_train_step`) once.
+
+    Returns the JSON-able record: `config`, `device`, `versions`, `lower_s` (tracing and
+    lowering to StableHLO) and `compile_s` (XLA's compilation), in seconds.
+    """
+    setup = make_affectjax_train_step(model, batch_size=batch_size, image_size=image_size,
+                                      dtype=dtype, optimizer=optimizer, model_kwargs=impls)
+    start = time.perf_counter()
+    lowered = setup.step.lower(setup.state, setup.images, setup.labels, setup.key)
+    lowered_at = time.perf_counter()
+    lowered.compile()
+    return {"config": {"model": model, "batch_size": batch_size, "image_size": image_size,
+                       "dtype": dtype, "optimizer": optimizer, "impls": dict(impls or {})},
+            "device": device_description(), "versions": {"jax": jax.__version__},
+            "lower_s": lowered_at - start, "compile_s": time.perf_counter() - lowered_at}
 
 
 def device_description() -> str:

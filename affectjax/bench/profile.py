@@ -15,8 +15,8 @@ per step by layer kind, by HLO opcode and for the slowest instructions. Thunks o
 independent instructions may overlap on different threads, so the shares are of summed
 instruction time, which can exceed the step's wall time. XLA merges identical forward and
 backward slices, so a copy made for the backward pass can carry the forward op_name (and
-count as forward here). The layer kinds follow EfficientNet's module names; other models
-land mostly in the "other" rows.
+count as forward here). The layer kinds follow EfficientNet's and ResNet's module names;
+other models land mostly in the "other" rows.
 """
 
 from __future__ import annotations
@@ -46,8 +46,16 @@ _LAYER_KINDS = (
     ("conv_pw", "1x1 conv (expand / ds)"),
     ("conv_head", "1x1 conv (head)"),
     ("/se/", "squeeze-excite"),
-    ("/bn", "BatchNorm + SiLU"),
+    ("ResNet)/conv1/", "stem conv 7x7/2"),  # ResNet: the stem (forward, backward), then the
+    ("ResNet))/conv1/", "stem conv 7x7/2"),  # blocks' convolutions
+    ("/downsample_0/", "shortcut conv 1x1"),
+    ("/conv1/", "block conv"),
+    ("/conv2/", "block conv"),
+    ("/conv3/", "block conv"),
+    ("/bn", "BatchNorm + SiLU/ReLU"),
+    ("/downsample_1/", "BatchNorm + SiLU/ReLU"),
     ("classifier", "classifier + loss"),
+    ("/fc/", "classifier + loss"),
     ("Dropout", "dropout / drop path"),
     ("DropPath", "dropout / drop path"),
 )
@@ -63,12 +71,16 @@ def layer_kind(op_name: str) -> str:
             `"jit(train_step)/transpose(jvp(EfficientNet))/blocks_1_0/conv_dw/conv"`.
 
     Returns:
-        A kind of `_LAYER_KINDS` (first substring match); `"optimizer / other"` outside
+        A kind of `_LAYER_KINDS` (first substring match; a convolution inside a `while`
+        loop is the chunked kernel gradient of `kernels.conv_cpu`: ", kernel gradient
+        (scan)" is appended); `"optimizer / other"` outside
         the model (no `EfficientNet` or `ResNet` scope); else
         `"other (residual adds, pooling, loss)"`.
     """
     for key, kind in _LAYER_KINDS:
         if key in op_name:
+            if "conv" in kind and "/while/" in op_name:  # `kernels.conv_cpu`'s scan
+                return kind + ", kernel gradient (scan)"
             return kind
     if "EfficientNet" not in op_name and "ResNet" not in op_name:
         return OPTIMIZER_KIND

@@ -157,6 +157,15 @@ def _cct_table(record: dict[str, Any]) -> str:
     return "\n".join(lines + _footer(record))
 
 
+def format_compile(record: dict[str, Any]) -> str:
+    """One line for a `core.compile_train_step` record."""
+    cfg = record["config"]
+    return (f"{cfg['model']} train step, batch {cfg['batch_size']}, {cfg['image_size']}x"
+            f"{cfg['image_size']}, {cfg['dtype']}, kernels {_settings(cfg['impls'])}: lowered in "
+            f"{record['lower_s']:.1f} s, compiled in {record['compile_s']:.1f} s "
+            f"({record['device']}, jax {record['versions']['jax']})")
+
+
 def format_table(record: dict[str, Any]) -> str:
     """Renders a `core.run` or `cct.run` record (``config["method"] == "cct"``) as Markdown."""
     if record["config"].get("method") == "cct":

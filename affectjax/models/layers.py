@@ -198,7 +198,7 @@ class PointwiseConv(nn.Module):
 
     Same parameter as `nn.Conv(features, (1, 1), use_bias=False)` (kernel HWIO
     `(1, 1, C, O)`); XLA's CPU backend runs the `dot` 1.5-5x faster than the equivalent
-    convolution, forward and backward (README, performance section).
+    convolution, forward and backward (docs/performance.md).
 
     Attributes:
         features: output channels.

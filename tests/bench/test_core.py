@@ -100,6 +100,18 @@ def test_impl_flags_are_checked_by_name():
         bench.main(["--method", "cct", "--model", "efficientnet_tiny", "--impl", "depthwise_impl=xla"])
 
 
+def test_compile_only_prints_one_line_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "compile.json"
+    record = bench.main(["--model", "efficientnet_tiny", "--batch-size", "2", "--image-size", "32",
+                         "--compile-only", "--impl", "depthwise_impl=xla", "--json", str(out)])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "kernels depthwise_impl=xla" in printed[0]
+    assert record["lower_s"] > 0 and record["compile_s"] > 0
+    assert json.loads(out.read_text()) == json.loads(json.dumps(record))
+    with pytest.raises(SystemExit, match="--compile-only applies to --method single only"):
+        bench.main(["--method", "cct", "--compile-only"])
+
+
 def test_bench_without_torch_and_bfloat16():
     record = bench.run("efficientnet_tiny", batch_size=2, image_size=32, dtype="bfloat16",
                        rounds=1, steps_per_round=1, warmup=0, torch_reference_too=False)

@@ -44,7 +44,7 @@ def test_times_positive_and_tables_sum(cli_run):
 
 def test_efficientnet_layer_kinds_appear(cli_run):
     kinds = {name.rsplit(" [", 1)[0] for name in cli_run[0]["by_layer_kind_ms"]}
-    for kind in ("depthwise conv", "BatchNorm + SiLU", "1x1 conv (project)",
+    for kind in ("depthwise conv", "BatchNorm + SiLU/ReLU", "1x1 conv (project)",
                  "1x1 conv (expand / ds)", "stem conv 3x3/2", bench_profile.OPTIMIZER_KIND):
         assert kind in kinds, sorted(kinds)
     directions = {name.rsplit(" [", 1)[1] for name in cli_run[0]["by_layer_kind_ms"]}
@@ -68,11 +68,21 @@ def test_format_profile_tables(cli_run):
     ("jit(train_step)/jvp(EfficientNet)/conv_head/dot_general", "1x1 conv (head)"),
     ("jit(train_step)/jvp(EfficientNet)/blocks_1_0/se/conv_reduce/dot_general",
      "squeeze-excite"),
-    ("jit(train_step)/transpose(jvp(EfficientNet))/blocks_0_0/bn1/mul", "BatchNorm + SiLU"),
+    ("jit(train_step)/transpose(jvp(EfficientNet))/blocks_0_0/bn1/mul", "BatchNorm + SiLU/ReLU"),
     ("jit(train_step)/jvp(EfficientNet)/classifier/dot_general", "classifier + loss"),
     ("jit(train_step)/jvp(EfficientNet)/blocks_1_0/DropPath_0/mul", "dropout / drop path"),
     ("jit(train_step)/jvp(EfficientNet)/add", "other (residual adds, pooling, loss)"),
     ("jit(train_step)/jvp(ResNet)/reduce_mean", "other (residual adds, pooling, loss)"),
+    ("jit(train_step)/jvp(ResNet)/conv1/cond/branch_0_fun/conv_general_dilated", "stem conv 7x7/2"),
+    ("jit(train_step)/transpose(jvp(ResNet))/conv1/cond/branch_0_fun/transpose(jvp())/conv_general_dilated",
+     "stem conv 7x7/2"),
+    ("jit(train_step)/jvp(ResNet)/layer1_0/conv2/cond/branch_0_fun/conv_general_dilated", "block conv"),
+    ("jit(train_step)/transpose(jvp(ResNet))/layer1_0/conv1/cond/branch_0_fun/while/body/closed_call/"
+     "conv_general_dilated", "block conv, kernel gradient (scan)"),
+    ("jit(train_step)/jvp(ResNet)/layer2_0/downsample_0/conv_general_dilated", "shortcut conv 1x1"),
+    ("jit(train_step)/jvp(ResNet)/layer2_0/downsample_1/mul", "BatchNorm + SiLU/ReLU"),
+    ("jit(train_step)/jvp(ResNet)/layer2_0/bn1/mul", "BatchNorm + SiLU/ReLU"),
+    ("jit(train_step)/jvp(ResNet)/fc/dot_general", "classifier + loss"),
     ("jit(train_step)/mul", "optimizer / other"),
     ("", "optimizer / other"),
 ])

@@ -30,7 +30,7 @@ import orbax.checkpoint as ocp  # noqa: E402  pylint: disable=wrong-import-posit
 from affectjax import methods  # noqa: E402
 from affectjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train import setup  # noqa: E402  pylint: disable=wrong-import-position
-from affectjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
+from affectjax.train.checkpoint import Checkpointer, restore_stored  # noqa: E402  pylint: disable=wrong-import-position
 from affectjax.train.errors import DataError  # noqa: E402  pylint: disable=wrong-import-position
 
 TOTAL_STEPS = 9  # 1 epoch head-only + 2 epochs all weights, 3 steps per epoch.
@@ -179,6 +179,11 @@ def test_four_cpu_devices_match_one_device(reference, tmp_path):
     np.testing.assert_allclose(final["train"]["loss"], ref["train"]["loss"], rtol=1e-3)
     for key in ("ccc_valence", "ccc_arousal", "expr_acc"):
         np.testing.assert_allclose(final["eval"][key], ref["eval"][key], rtol=2e-3, atol=2e-3)
+    # Its checkpoint, written on 4 devices, reads back in this 1-device process (prediction,
+    # init_from and feature extraction read runs this way).
+    step, state = restore_stored(os.path.join(workdir, "checkpoints"))
+    assert step == final["step"] and state["params"]
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["params"]))
 
 
 def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_checkpoint(
