@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  repeat=args.repeat, torch_reference_too=not args.no_torch,
                  torch_channels_last=not args.torch_contiguous)
     if args.compile_only:
-        if args.method != "single":
-            raise SystemExit("--compile-only applies to --method single only")
+        if args.method != "single" or variant:
+            raise SystemExit("--compile-only applies to --method single without --variant")
         record = core.compile_train_step(args.model, batch_size=args.batch_size,
                                          image_size=args.image_size, dtype=args.dtype,
                                          optimizer=args.optimizer or "sgd", impls=impls)

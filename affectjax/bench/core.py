@@ -55,6 +55,7 @@ import optax
 from affectjax.bench import timing
 from affectjax.bench import torch_reference as torch_bench
 from affectjax import models
+from affectjax.models import kernels
 from affectjax import registry
 
 
@@ -180,8 +181,6 @@ def parse_impls(model: str, items: list[str] | tuple[str, ...]) -> dict[str, str
             one of `IMPL_ATTRIBUTES` or that `model` lacks, or a value not in
             `kernels.IMPLS`.
     """
-    from affectjax.models import kernels  # pylint: disable=import-outside-toplevel
-
     out: dict[str, str] = {}
     fields = models.create(model).__dataclass_fields__  # a module, not yet initialised
     for item in items:

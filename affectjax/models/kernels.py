@@ -41,13 +41,10 @@ def choose(op: str, impl: str, cpu: Callable[..., Any], xla: Callable[..., Any],
     Raises:
         ValueError: `impl` is not one of `IMPLS` (the message names `op` and the choices).
     """
+    check_impl(f"{op} impl", impl)
     if impl == "auto":
         return jax.lax.platform_dependent(*operands, cpu=cpu, default=xla)
-    if impl == "cpu":
-        return cpu(*operands)
-    if impl == "xla":
-        return xla(*operands)
-    raise ValueError(f"{op} impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    return cpu(*operands) if impl == "cpu" else xla(*operands)
 
 
 def check_impl(attribute: str, impl: str) -> None:

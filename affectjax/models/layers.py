@@ -17,7 +17,6 @@ possible and live here:
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Sequence
 
 import jax

@@ -108,8 +108,10 @@ def test_compile_only_prints_one_line_and_writes_json(tmp_path, capsys):
     assert len(printed) == 1 and "kernels depthwise_impl=xla" in printed[0]
     assert record["lower_s"] > 0 and record["compile_s"] > 0
     assert json.loads(out.read_text()) == json.loads(json.dumps(record))
-    with pytest.raises(SystemExit, match="--compile-only applies to --method single only"):
+    with pytest.raises(SystemExit, match="--compile-only applies to --method single without --variant"):
         bench.main(["--method", "cct", "--compile-only"])
+    with pytest.raises(SystemExit, match="--compile-only applies to --method single without --variant"):
+        bench.main(["--model", "resnet18", "--compile-only", "--variant", "pool_impl=xla"])
 
 
 def test_bench_without_torch_and_bfloat16():
